@@ -1,0 +1,1 @@
+"""Decode, validate and encode user media (images, audio, video)."""

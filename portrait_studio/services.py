@@ -1,0 +1,47 @@
+"""The backend as one object the UI (or any other front end) holds: settings, model manager, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import MissingWeightsError
+from portrait_studio.models.manager import ModelManager
+
+LOCAL_OWNER = "local"
+_OWNER_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def owner_id(raw: str | None) -> str:
+    """A filesystem-safe owner id: 'local' for None, else the value if safe, else a hash of it."""
+    if not raw:
+        return LOCAL_OWNER
+    if _OWNER_RE.match(raw):
+        return raw
+    return "u-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    manager: ModelManager
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        settings.ensure_dirs()
+        return cls(settings=settings, manager=ModelManager(settings))
+
+    def output_dir(self, owner: str, kind: str) -> Path:
+        """A fresh, unguessable directory for one request's outputs, inside the owner's namespace."""
+        folder = self.settings.outputs_dir / owner_id(owner) / kind / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def missing_weights(self, roles: list[str]) -> list[MissingWeightsError]:
+        return self.manager.check_available(roles)

@@ -1,0 +1,1 @@
+"""Stylize: portraits from prompts and presets, with or without a likeness."""
