@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Portrait Studio: set up (once) and run.
+#   ./launch.sh [--share] [--auth USER:PASS] [--host H] [--port P] [--profile default|tiny] [--offline]
+#   ./launch.sh --test [pytest args...]     install test extras too, then run the whole test suite
+# Creates .venv in this folder on first use and reinstalls only when the requirement files change.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+VENV=".venv"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+mode="app"
+if [[ "${1:-}" == "--test" ]]; then
+  mode="test"
+  shift
+fi
+
+ensure_venv() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "==> creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local files=(requirements.txt constraints.txt)
+  [[ "$mode" == "test" ]] && files+=(requirements-test.txt)
+  local want stamp="$VENV/.install-stamp-$mode"
+  want="$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  echo "==> installing Python packages into $VENV (first run takes a few minutes)"
+  "${PIP[@]}" install -q -U pip wheel setuptools
+  # torch first, pinned, so that nothing later pulls another build; basicsr's setup.py imports torch,
+  # so it is built against this torch instead of downloading a second one into an isolated build env.
+  "${PIP[@]}" install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1 numpy cython
+  "${PIP[@]}" install -q -c constraints.txt --no-build-isolation "$(grep -E '^basicsr==' requirements.txt)"
+  "${PIP[@]}" install -q -r requirements.txt -c constraints.txt
+  if [[ "$mode" == "test" ]]; then
+    "${PIP[@]}" install -q -r requirements-test.txt -c constraints.txt
+  fi
+  echo "$want" > "$stamp"
+}
+
+ensure_system_test_tools() {
+  # Debian packages the tests use: chromium (browser test), espeak-ng (speech for the Talk tests).
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+  [[ ${#missing[@]} -eq 0 ]] && return
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing ${missing[*]} with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "note: ${missing[*]} not installed (needs root + apt-get); the tests that need them will be skipped"
+  fi
+}
+
+ensure_venv
+if [[ "$mode" == "test" ]]; then
+  ensure_system_test_tools
+  exec "$VENV/bin/python" -m pytest "$@"
+fi
+exec "$VENV/bin/python" app.py "$@"
