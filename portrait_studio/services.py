@@ -39,7 +39,8 @@ class Services:
 
     def output_dir(self, owner: str, kind: str) -> Path:
         """A fresh, unguessable directory for one request's outputs, inside the owner's namespace."""
-        folder = self.settings.outputs_dir / owner_id(owner) / kind / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        folder = self.settings.outputs_dir / owner_id(owner) / kind / stamp
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

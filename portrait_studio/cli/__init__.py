@@ -20,6 +20,7 @@ from portrait_studio.errors import PortraitStudioError
 COMMAND_MODULES = (
     "portrait_studio.cli.models",
     "portrait_studio.cli.stylize",
+    "portrait_studio.cli.anime",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -42,7 +43,9 @@ def common_options() -> argparse.ArgumentParser:
 _COMMON = common_options()
 
 
-def add_command(subparsers: argparse._SubParsersAction, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, handler: Handler, help: str
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(name, help=help, description=help, parents=[_COMMON])
     parser.set_defaults(handler=handler)
     return parser

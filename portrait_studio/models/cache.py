@@ -1,0 +1,230 @@
+"""A model cache of components, with lock counts, a byte budget and LRU eviction.
+
+Anchors: InvokeAI's ``ModelCache`` (a record per component, locks, a budget derived from free VRAM)
+and ComfyUI's "unload everything before heavy work". Entries are components (``base:unet``,
+``base:vae``, ...), not pipelines, so several pipelines can share them.
+
+Two tiers: the *execution device* (``cuda``/``mps``/``cpu``) and, when that is an accelerator, CPU
+RAM as a second tier. ``use()`` locks entries and moves them onto the execution device; when the
+device budget is exceeded, the least recently used unlocked entries move to RAM, and when the RAM
+budget is exceeded they are dropped. Locked entries are never moved or dropped. All sizes are plain
+byte counts, so the policy is testable on a CPU with fake sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], Any]
+
+
+def module_bytes(obj: Any) -> int:
+    """Bytes of parameters and buffers of a torch module; 0 for anything else (tokenizers, configs)."""
+    if isinstance(obj, torch.nn.Module):
+        tensors = list(obj.parameters()) + list(obj.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+    return 0
+
+
+def _move(obj: Any, device: torch.device) -> None:
+    if isinstance(obj, torch.nn.Module):
+        obj.to(device)
+
+
+@dataclass
+class CacheEntry:
+    key: str
+    value: Any
+    size: int
+    on_device: bool
+    locks: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class CacheStats:
+    loads: int = 0
+    hits: int = 0
+    offloads: int = 0
+    drops: int = 0
+
+
+class ModelCache:
+    """Thread-safe component cache. ``get`` loads once; ``use`` locks and places on the device."""
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        device_budget: int | Callable[[], int] = 8 << 30,
+        ram_budget: int = 16 << 30,
+        sizer: Callable[[Any], int] = module_bytes,
+    ) -> None:
+        self.device = torch.device(device)
+        self._device_budget = device_budget
+        self.ram_budget = ram_budget
+        self._sizer = sizer
+        self._entries: dict[str, CacheEntry] = {}
+        self._lock = threading.RLock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self.stats = CacheStats()
+
+    # ---- budget -------------------------------------------------------------------------------
+    @property
+    def two_tier(self) -> bool:
+        return self.device.type != "cpu"
+
+    @property
+    def device_budget(self) -> int:
+        budget = self._device_budget
+        return budget() if callable(budget) else budget
+
+    def device_bytes(self) -> int:
+        with self._lock:
+            return sum(e.size for e in self._entries.values() if e.on_device)
+
+    def ram_bytes(self) -> int:
+        with self._lock:
+            if not self.two_tier:
+                return self.device_bytes()
+            return sum(e.size for e in self._entries.values() if not e.on_device)
+
+    # ---- loading --------------------------------------------------------------------------------
+    def get(self, key: str, loader: Loader) -> Any:
+        """Return the cached value for ``key``, loading it with ``loader`` once if absent.
+
+        Concurrent callers for one key wait for the single load; different keys load in parallel.
+        Loaded values stay in RAM (storage tier) until ``use`` places them.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.stats.hits += 1
+                entry.last_used = time.monotonic()
+                return entry.value
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    self.stats.hits += 1
+                    return entry.value
+            value = loader()
+            size = self._sizer(value)
+            with self._lock:
+                # On a CPU-only cache the value is already "on the device".
+                entry = CacheEntry(key, value, size, on_device=not self.two_tier)
+                self._entries[key] = entry
+                self.stats.loads += 1
+                self._make_room_in_ram(0)
+                if not self.two_tier:
+                    self._make_room_on_device(0)
+            return value
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def is_locked(self, key: str) -> bool:
+        with self._lock:
+            entry = self._entries.get(key)
+            return bool(entry and entry.locks)
+
+    # ---- use ------------------------------------------------------------------------------------
+    @contextmanager
+    def use(self, *keys: str) -> Iterator[dict[str, Any]]:
+        """Lock ``keys`` on the execution device for the ``with`` block; unlock even on error."""
+        with self._lock:
+            missing = [k for k in keys if k not in self._entries]
+            if missing:
+                raise KeyError(f"not cached (call get first): {', '.join(missing)}")
+            entries = [self._entries[k] for k in keys]
+            for entry in entries:
+                entry.locks += 1
+            try:
+                needed = sum(e.size for e in entries if not e.on_device)
+                self._make_room_on_device(needed)
+                for entry in entries:
+                    if not entry.on_device:
+                        _move(entry.value, self.device)
+                        entry.on_device = True
+                    entry.last_used = time.monotonic()
+                # Entries pushed off the device may now overflow RAM.
+                self._make_room_in_ram(0)
+            except BaseException:
+                for entry in entries:
+                    entry.locks -= 1
+                raise
+        try:
+            yield {e.key: e.value for e in entries}
+        finally:
+            with self._lock:
+                now = time.monotonic()
+                for entry in entries:
+                    entry.locks -= 1
+                    entry.last_used = now
+
+    # ---- eviction -------------------------------------------------------------------------------
+    def _lru_unlocked(self, on_device: bool) -> list[CacheEntry]:
+        candidates = [e for e in self._entries.values() if e.on_device == on_device and e.locks == 0]
+        return sorted(candidates, key=lambda e: e.last_used)
+
+    def _make_room_on_device(self, needed: int) -> None:
+        budget = self.device_budget
+        for victim in self._lru_unlocked(on_device=True):
+            if self.device_bytes() + needed <= budget:
+                return
+            if self.two_tier:
+                _move(victim.value, torch.device("cpu"))
+                victim.on_device = False
+                self.stats.offloads += 1
+                log.info("cache: offloaded %s to RAM", victim.key)
+            else:
+                self._drop(victim)
+        if self.device_bytes() + needed > budget:
+            log.warning(
+                "cache: %d bytes locked on %s exceed the budget of %d bytes", self.device_bytes() + needed,
+                self.device, budget,
+            )
+
+    def _make_room_in_ram(self, needed: int) -> None:
+        if not self.two_tier:
+            return
+        for victim in self._lru_unlocked(on_device=False):
+            if self.ram_bytes() + needed <= self.ram_budget:
+                return
+            self._drop(victim)
+
+    def _drop(self, entry: CacheEntry) -> None:
+        del self._entries[entry.key]
+        self.stats.drops += 1
+        log.info("cache: dropped %s", entry.key)
+
+    def unload_all(self) -> list[str]:
+        """Drop every unlocked entry (before training, which needs the whole device)."""
+        with self._lock:
+            victims = [e for e in self._entries.values() if e.locks == 0]
+            for entry in victims:
+                self._drop(entry)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return [e.key for e in victims]
+
+    def remove(self, prefix: str) -> None:
+        """Drop unlocked entries whose key starts with ``prefix`` (a model replaced on disk)."""
+        with self._lock:
+            for entry in [e for e in self._entries.values() if e.key.startswith(prefix) and e.locks == 0]:
+                self._drop(entry)

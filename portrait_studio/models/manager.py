@@ -1,0 +1,158 @@
+"""The model manager: one per app. Resolves roles, loads components into the cache, builds pipelines.
+
+Pipelines are assembled per request from cached components with a *fresh scheduler* each time
+(schedulers hold per-run state and are not thread-safe), following diffusers' ``Pipeline(**components)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.models.cache import ModelCache
+from portrait_studio.models.devices import GIB, device_budget_for, pick_device, pick_dtype
+from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+
+SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
+
+SCHEDULERS = {
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+}
+DEFAULT_SCHEDULER = "DPM++ 2M Karras"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a service needs to know about a loaded model besides its weights."""
+
+    role: str
+    path: Path
+    random_weights: bool
+    default_size: int
+    base_id: str
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, cache: ModelCache | None = None) -> None:
+        self.settings = settings
+        self.locator = ModelLocator(settings)
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(self.device, settings.dtype)
+        self.cache = cache or ModelCache(
+            self.device, device_budget_for(settings, self.device), ram_budget=int(settings.cache_gb * GIB)
+        )
+
+    # ---- Stable Diffusion components ------------------------------------------------------------
+    def sd_info(self, role: str = "base") -> ModelInfo:
+        path = self.locator.path(role)
+        unet_config = _read_json(path / "unet" / "config.json", role)
+        vae_config = _read_json(path / "vae" / "config.json", role)
+        vae_scale = 2 ** (len(vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        return ModelInfo(
+            role=role,
+            path=path,
+            random_weights=is_random_weights(path),
+            default_size=int(unet_config.get("sample_size", 64)) * vae_scale,
+            base_id=self.locator.source_description(role),
+        )
+
+    def sd_components(self, role: str = "base") -> dict[str, Any]:
+        """Load (once) and return the SD components of ``role`` from the cache, keyed by name."""
+        path = self.locator.path(role)
+        return {
+            name: self.cache.get(f"{role}:{name}", lambda n=name: self._load_sd_part(path, n)) for name in SD_COMPONENTS
+        }
+
+    def _load_sd_part(self, path: Path, name: str) -> Any:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        if name == "tokenizer":
+            return CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
+        loaders = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
+        model = loaders[name].from_pretrained(str(path), subfolder=name, torch_dtype=self.dtype)
+        model.requires_grad_(False)
+        model.eval()
+        return model
+
+    def fresh_scheduler(self, role: str = "base", name: str = DEFAULT_SCHEDULER) -> Any:
+        import diffusers
+
+        if name not in SCHEDULERS:
+            raise InputError(f"Unknown sampler '{name}'. Choose one of: {', '.join(SCHEDULERS)}.")
+        class_name, extra = SCHEDULERS[name]
+        path = self.locator.path(role)
+        config = _read_json(path / "scheduler" / "scheduler_config.json", role)
+        return getattr(diffusers, class_name).from_config(config, **extra)
+
+    @contextmanager
+    def sd_pipeline(self, kind: str = "txt2img", role: str = "base", sampler: str = DEFAULT_SCHEDULER,
+                    **extra_components: Any) -> Iterator[Any]:
+        """Build a pipeline from cached components, locked on the device for the ``with`` block."""
+        from diffusers import (
+            StableDiffusionImg2ImgPipeline,
+            StableDiffusionInpaintPipeline,
+            StableDiffusionPipeline,
+        )
+
+        classes = {
+            "txt2img": StableDiffusionPipeline,
+            "img2img": StableDiffusionImg2ImgPipeline,
+            "inpaint": StableDiffusionInpaintPipeline,
+        }
+        if kind not in classes:
+            raise InputError(f"Unknown pipeline kind '{kind}'. Choose one of: {', '.join(classes)}.")
+        self.sd_components(role)
+        keys = [f"{role}:{name}" for name in SD_COMPONENTS]
+        with self.cache.use(*keys) as parts:
+            components = {name: parts[f"{role}:{name}"] for name in SD_COMPONENTS}
+            pipe = classes[kind](
+                **components,
+                **extra_components,
+                scheduler=self.fresh_scheduler(role, sampler),
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+            pipe.set_progress_bar_config(disable=True)
+            yield pipe
+
+    def check_available(self, roles: list[str]) -> list[MissingWeightsError]:
+        """Missing-weight errors for ``roles`` without downloading (for the UI's status lines)."""
+        problems = []
+        for role in roles:
+            if self.locator.is_available(role):
+                continue
+            try:
+                self.locator.path(role, download=False)
+            except MissingWeightsError as exc:
+                problems.append(exc)
+        return problems
+
+
+def _read_json(path: Path, role: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MissingWeightsError(role, str(path.parent), download_command(role), f"{path.name} missing") from None
+    except json.JSONDecodeError as exc:
+        raise MissingWeightsError(role, str(path), download_command(role), f"{path.name} is not valid JSON") from exc
+
+
+def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    # CPU generators make seeds reproducible across devices (diffusers' own advice).
+    return torch.Generator("cpu").manual_seed(int(seed))

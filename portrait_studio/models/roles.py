@@ -1,0 +1,206 @@
+"""Model roles: what each job needs, where the real weights live, and where the tiny ones go.
+
+A *role* is a job a model does for us ("base", "motion_adapter", "gfpgan", ...). The ``default``
+profile maps each role to published weights (a Hugging Face repo at a pinned revision, or a release
+file with a checksum); the ``tiny`` profile maps it to a random-weight model that
+``python -m portrait_studio make-tiny`` writes in the same on-disk format. Loaders never know which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face repository (whole snapshot filtered by ``allow_patterns``, or one file)."""
+
+    repo_id: str
+    revision: str = "main"
+    filename: str | None = None
+    allow_patterns: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        target = f"{self.repo_id}/{self.filename}" if self.filename else self.repo_id
+        return f"{target}@{self.revision}"
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A single release file (GitHub releases and the like), checked by sha256 when known."""
+
+    url: str
+    filename: str
+    sha256: str | None = None
+
+    def describe(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    group: str
+    source: HubSource | UrlSource
+    # "module:function" that writes a random-weight model for this role into a directory.
+    tiny_builder: str
+    # Path of the role inside its tiny directory ("" = the directory itself).
+    tiny_path: str = ""
+    # Needed for the app to do its main job (downloaded by a bare `download`).
+    essential: bool = True
+
+
+_SD15_FILES = (
+    "model_index.json",
+    "scheduler/*",
+    "tokenizer/*",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+)
+
+MOTION_LORAS = (
+    "zoom-in",
+    "zoom-out",
+    "pan-left",
+    "pan-right",
+    "tilt-up",
+    "tilt-down",
+    "rolling-clockwise",
+    "rolling-anticlockwise",
+)
+
+_FACEXLIB_RELEASE = "https://github.com/xinntao/facexlib/releases/download"
+
+# AnimeGANv2 PyTorch weights live in the git tree of bryandlee/animegan2-pytorch (no releases); pinned to
+# the last commit. Git blob ids: face_paint_512_v2 d75102f8f201ddaf8dbe6b913b1a97585b55f838, face_paint_512_v1
+# 19c1a1da4d9580186109a2b055d91044e5127de6, paprika 58086c9db9fc7a9e5c2876ca31b8079599352643, celeba_distill
+# 3b7ea61b02254980831cc3bc77af30666dbc999c.
+_ANIMEGAN_RAW = "https://raw.githubusercontent.com/bryandlee/animegan2-pytorch/25d7b017267208dfaf34026aa3425e518372aa2f"
+ANIMEGAN_STYLES = {
+    "face_paint_512_v2": "AnimeGANv2 Face Portrait v2 (512 px faces)",
+    "face_paint_512_v1": "AnimeGANv2 Face Portrait v1 (512 px faces)",
+    "paprika": "AnimeGANv2 Paprika (scenes)",
+    "celeba_distill": "AnimeGANv2 webtoon face, distilled on CelebA-HQ (256 px faces)",
+}
+
+_ROLE_LIST: list[Role] = [
+    Role(
+        "base",
+        "Stable Diffusion 1.5 base model (UNet, VAE, CLIP text encoder, tokenizer, scheduler)",
+        "stylize",
+        HubSource("stable-diffusion-v1-5/stable-diffusion-v1-5", allow_patterns=_SD15_FILES),
+        "portrait_studio.models.tiny:build_sd15",
+    ),
+    Role(
+        "controlnet_canny",
+        "ControlNet 1.1 canny edges, for template portraits",
+        "stylize",
+        HubSource("lllyasviel/control_v11p_sd15_canny", allow_patterns=("config.json", "*.safetensors")),
+        "portrait_studio.models.tiny:build_controlnet",
+        essential=False,
+    ),
+    Role(
+        "motion_adapter",
+        "AnimateDiff motion module v1.5.2",
+        "animate",
+        HubSource("guoyww/animatediff-motion-adapter-v1-5-2", allow_patterns=("config.json", "*.safetensors")),
+        "portrait_studio.models.tiny:build_motion_adapter",
+        essential=False,
+    ),
+    *[
+        Role(
+            f"motion_lora_{motion.replace('-', '_')}",
+            f"AnimateDiff camera motion LoRA: {motion}",
+            "animate",
+            HubSource(f"guoyww/animatediff-motion-lora-{motion}", filename="diffusion_pytorch_model.safetensors"),
+            "portrait_studio.models.tiny:build_motion_lora",
+            tiny_path="diffusion_pytorch_model.safetensors",
+            essential=False,
+        )
+        for motion in MOTION_LORAS
+    ],
+    Role(
+        "animatediff_lightning",
+        "AnimateDiff-Lightning 4-step distilled motion adapter (Fast mode)",
+        "animate",
+        HubSource("ByteDance/AnimateDiff-Lightning", filename="animatediff_lightning_4step_diffusers.safetensors"),
+        "portrait_studio.models.tiny:build_motion_adapter_weights",
+        tiny_path="animatediff_lightning_4step_diffusers.safetensors",
+        essential=False,
+    ),
+    Role(
+        "face_detection",
+        "RetinaFace ResNet-50 face detector with 5 landmarks (facexlib)",
+        "faces",
+        UrlSource(f"{_FACEXLIB_RELEASE}/v0.1.0/detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth"),
+        "portrait_studio.faces.tiny:build_face_detection",
+        tiny_path="detection_Resnet50_Final.pth",
+        essential=False,
+    ),
+    Role(
+        "face_parsing",
+        "ParseNet face parsing for face masks and paste-back (facexlib)",
+        "faces",
+        UrlSource(f"{_FACEXLIB_RELEASE}/v0.2.2/parsing_parsenet.pth", "parsing_parsenet.pth"),
+        "portrait_studio.faces.tiny:build_face_parsing",
+        tiny_path="parsing_parsenet.pth",
+        essential=False,
+    ),
+    Role(
+        "face_recognition",
+        "ArcFace IR-SE50 identity embedding (facexlib)",
+        "faces",
+        UrlSource(f"{_FACEXLIB_RELEASE}/v0.1.0/recognition_arcface_ir_se50.pth", "recognition_arcface_ir_se50.pth"),
+        "portrait_studio.faces.tiny:build_face_recognition",
+        tiny_path="recognition_arcface_ir_se50.pth",
+        essential=False,
+    ),
+    Role(
+        "face_quality",
+        "hyperIQA face image quality (facexlib)",
+        "faces",
+        UrlSource(f"{_FACEXLIB_RELEASE}/v0.2.0/assessment_hyperIQA.pth", "assessment_hyperIQA.pth"),
+        "portrait_studio.faces.tiny:build_face_quality",
+        tiny_path="assessment_hyperIQA.pth",
+        essential=False,
+    ),
+    Role(
+        "gfpgan",
+        "GFPGAN v1.4 face restorer",
+        "faces",
+        UrlSource(
+            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth", "GFPGANv1.4.pth"
+        ),
+        "portrait_studio.faces.tiny:build_gfpgan",
+        tiny_path="GFPGANv1.4.pth",
+        essential=False,
+    ),
+    *[
+        Role(
+            f"animegan_{style}",
+            description,
+            "anime",
+            UrlSource(f"{_ANIMEGAN_RAW}/weights/{style}.pt", f"{style}.pt"),
+            "portrait_studio.stylize.animegan_net:build_animegan_tiny",
+            tiny_path=f"{style}.pt",
+            essential=False,
+        )
+        for style, description in ANIMEGAN_STYLES.items()
+    ],
+]
+
+ROLES: dict[str, Role] = {role.name: role for role in _ROLE_LIST}
+
+
+def get_role(name: str) -> Role:
+    from portrait_studio.errors import InputError
+
+    try:
+        return ROLES[name]
+    except KeyError:
+        raise InputError(f"Unknown model role '{name}'. Known roles: {', '.join(sorted(ROLES))}.") from None
