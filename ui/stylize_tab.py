@@ -17,14 +17,16 @@ def build(services: Services, tokens: CancelTokens) -> None:
     gr.Markdown(missing_markdown(services, ["base"]))
     with gr.Row():
         with gr.Column(scale=2):
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="studio portrait photo, soft light, 85mm")
+            prompt = gr.Textbox(
+                label="Prompt", lines=3, placeholder="studio portrait photo, soft light, 85mm", elem_id="stylize-prompt"
+            )
             negative = gr.Textbox(label="Negative prompt", value="blurry, deformed, low quality")
             with gr.Row():
                 n_images = gr.Slider(1, 8, value=1, step=1, label="Images")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             with gr.Accordion("Advanced", open=False):
                 sampler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Sampler")
-                steps = gr.Slider(1, 100, value=25, step=1, label="Steps")
+                steps = gr.Slider(1, 100, value=25, step=1, label="Steps", elem_id="stylize-steps")
                 guidance = gr.Slider(0, 20, value=7.0, step=0.5, label="Guidance")
                 width = gr.Slider(0, 1024, value=0, step=8, label="Width (0 = model default)")
                 height = gr.Slider(0, 1024, value=0, step=8, label="Height (0 = model default)")

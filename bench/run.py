@@ -1,0 +1,70 @@
+"""Run the benchmarks side by side and print one table of ratios.
+
+    python bench/run.py                 # everything
+    python bench/run.py sd faces        # only some
+Each bench module exposes ``run() -> list[dict]`` with keys bench, case, seconds, ratio, ratio_means.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BENCHES = {
+    "sd": "sd_bench",
+    "faces": "faces_bench",
+    "train": "train_bench",
+    "animate": "animate_bench",
+    "talk": "talk_bench",
+}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(BENCHES)
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        print(f"unknown bench {unknown}; choose from {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    rows: list[dict] = []
+    for name in chosen:
+        try:
+            module = importlib.import_module(BENCHES[name])
+        except ModuleNotFoundError as exc:
+            print(f"[{name}] skipped: {exc}", file=sys.stderr)
+            continue
+        started = time.perf_counter()
+        print(f"[{name}] running...", file=sys.stderr, flush=True)
+        rows.extend(module.run())
+        print(f"[{name}] done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    headers = ("bench", "case", "seconds", "ratio", "ratio means")
+    cells = [
+        (
+            str(r["bench"]),
+            str(r["case"]),
+            "-" if r.get("seconds") is None or math.isnan(r["seconds"]) else f"{r['seconds']:.3f}",
+            f"{r['ratio']:.3f}",
+            str(r.get("ratio_means", "")),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-+-".join("-" * w for w in widths))
+    for c in cells:
+        print(" | ".join(v.ljust(w) for v, w in zip(c, widths)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
