@@ -12,6 +12,7 @@ from pathlib import Path
 from portrait_studio.config import Settings
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.registry import LoraRecord, LoraRegistry, base_module_shapes
 
 LOCAL_OWNER = "local"
 _OWNER_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -30,12 +31,21 @@ def owner_id(raw: str | None) -> str:
 class Services:
     settings: Settings
     manager: ModelManager
+    registry: LoraRegistry
     started: float = field(default_factory=time.time)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         settings.ensure_dirs()
-        return cls(settings=settings, manager=ModelManager(settings))
+        return cls(settings=settings, manager=ModelManager(settings), registry=LoraRegistry(settings.registry_dir))
+
+    def import_lora(self, owner: str, path: Path, name: str | None = None) -> LoraRecord:
+        """Import a user's LoRA, checked against the base model's module shapes when its weights are here."""
+        shapes = None
+        if self.manager.locator.is_available("base"):
+            parts = self.manager.sd_components("base")
+            shapes = base_module_shapes(parts["unet"], parts["text_encoder"])
+        return self.registry.import_file(owner_id(owner), path, name=name, base_shapes=shapes)
 
     def output_dir(self, owner: str, kind: str) -> Path:
         """A fresh, unguessable directory for one request's outputs, inside the owner's namespace."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from portrait_studio.services import Services
-from ui import stylize_tab
+from ui import library_tab, stylize_tab
 from ui.common import TINY_BANNER, CancelTokens
 
 CSS = """
@@ -22,4 +22,8 @@ def build_app(services: Services) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Stylize", id="stylize"):
                 stylize_tab.build(services, tokens)
+            with gr.Tab("Library", id="library") as library:
+                lib = library_tab.build(services)
+        library.select(lib["listing"], None, [lib["gallery"], lib["choice"]], api_name=False)
+        demo.load(lib["listing"], None, [lib["gallery"], lib["choice"]], api_name=False)
     return demo

@@ -9,6 +9,7 @@ from portrait_studio.models.manager import DEFAULT_SCHEDULER, SCHEDULERS
 from portrait_studio.services import Services
 from portrait_studio.stylize.generate import GenerateRequest, generate
 from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
+from ui.gpu import GPU_QUEUE, on_gpu
 
 TASK = "stylize"
 
@@ -37,6 +38,7 @@ def build(services: Services, tokens: CancelTokens) -> None:
             gallery = gr.Gallery(label="Results", columns=2, height=480, elem_id="stylize-gallery")
             notes = gr.Markdown(elem_id="stylize-notes")
 
+    @on_gpu(seconds=120)
     def on_generate(prompt_text, negative_text, count, seed_value, sampler_name, step_count, cfg, w, h,
                     request: gr.Request, progress=gr.Progress()):
         session = session_key(request)
@@ -65,8 +67,7 @@ def build(services: Services, tokens: CancelTokens) -> None:
         inputs=[prompt, negative, n_images, seed, sampler, steps, guidance, width, height],
         outputs=[gallery, notes],
         api_name="stylize",
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **GPU_QUEUE,
     )
 
     def on_cancel(request: gr.Request):
