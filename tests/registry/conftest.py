@@ -1,0 +1,43 @@
+"""Fixtures for registry tests: the tiny SD1.5 model, its module shapes, and LoRA file factories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from portrait_studio.registry import base_module_shapes
+from tests.registry.lora_test_files import lora_tensors, write_kohya
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from portrait_studio.models.tiny import build_sd15
+
+    folder = tmp_path_factory.mktemp("tiny_sd15")
+    build_sd15(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def base_shapes(tiny_sd_dir: Path) -> dict[str, tuple[int, int]]:
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet")
+    text_encoder = CLIPTextModel.from_pretrained(tiny_sd_dir / "text_encoder")
+    return base_module_shapes(unet, text_encoder)
+
+
+@pytest.fixture()
+def valid_kohya(tmp_path: Path, base_shapes: dict) -> Path:
+    return write_kohya(tmp_path / "valid_kohya.safetensors", lora_tensors(base_shapes), alpha=2.0)
+
+
+@pytest.fixture()
+def tiny_pipe(tiny_sd_dir: Path):  # noqa: ANN201
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_dir)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
