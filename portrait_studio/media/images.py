@@ -207,7 +207,9 @@ def _decode(data: bytes, label: str, max_pixels: int, min_short_side: int | None
     return LoadedImage(rgb, label, fmt, original, notes)
 
 
-def save_image(image: Image.Image, path: Path, *, format: str | None = None, quality: int = 95) -> Path:
+def save_image(
+    image: Image.Image, path: Path, *, format: str | None = None, quality: int = 95, compress_level: int = 3
+) -> Path:
     """Write pixels only (no EXIF, GPS or text chunks) atomically: temp file beside ``path``, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = (format or path.suffix.lstrip(".") or "png").upper()
@@ -216,7 +218,9 @@ def save_image(image: Image.Image, path: Path, *, format: str | None = None, qua
     try:
         with os.fdopen(fd, "wb") as handle:
             clean = image if image.mode in ("RGB", "L") else image.convert("RGB")
-            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            if fmt == "PNG":
+                options["compress_level"] = compress_level  # zlib level: 3 is ~4x faster than 6, ~5% larger
             clean.save(handle, format=fmt, **options)
         os.replace(tmp, path)
     except BaseException:

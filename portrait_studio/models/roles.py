@@ -105,6 +105,14 @@ _ROLE_LIST: list[Role] = [
         essential=False,
     ),
     Role(
+        "controlnet_openpose",
+        "ControlNet 1.1 openpose, for template portraits (face keypoints from the face landmarks)",
+        "stylize",
+        HubSource("lllyasviel/control_v11p_sd15_openpose", allow_patterns=("config.json", "*.safetensors")),
+        "portrait_studio.models.tiny:build_controlnet",
+        essential=False,
+    ),
+    Role(
         "motion_adapter",
         "AnimateDiff motion module v1.5.2",
         "animate",
@@ -192,6 +200,22 @@ _ROLE_LIST: list[Role] = [
         )
         for style, description in ANIMEGAN_STYLES.items()
     ],
+    Role(
+        "sadtalker",
+        "SadTalker V0.0.2 talking-head engine: 256/512 renderers, audio-to-motion, 3DMM reconstruction, mapping",
+        "talk",
+        HubSource(
+            "vinthony/SadTalker-V002rc",
+            allow_patterns=(
+                "SadTalker_V0.0.2_256.safetensors",
+                "SadTalker_V0.0.2_512.safetensors",
+                "mapping_00229-model.pth.tar",
+                "mapping_00109-model.pth.tar",
+            ),
+        ),
+        "portrait_studio.talk.tiny:build_sadtalker",
+        essential=False,
+    ),
 ]
 
 ROLES: dict[str, Role] = {role.name: role for role in _ROLE_LIST}

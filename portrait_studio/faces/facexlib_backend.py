@@ -1,0 +1,104 @@
+"""The production face backend: facexlib's RetinaFace, ArcFace, hyperIQA and ParseNet.
+
+Weights are the model roles ``face_detection``, ``face_recognition`` (required), ``face_quality`` and
+``face_parsing`` (optional: without them quality is measured classically and masks come from landmarks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import MissingWeightsError
+from portrait_studio.faces import facexlib_models as fm
+from portrait_studio.faces.align import similarity_transform
+from portrait_studio.faces.masks import mask_from_parsing
+from portrait_studio.faces.types import DetectedFace
+from portrait_studio.models.devices import pick_device
+from portrait_studio.models.locator import ModelLocator, is_random_weights
+
+# InsightFace's five-point layout for 112 x 112 ArcFace inputs.
+ARCFACE_TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+DETECTION_THRESHOLD = 0.8
+MAX_FACES = 20
+# Similarity is ArcFace's cosine clipped at 0; about 0.3 is the usual same-person boundary for IR-SE50.
+ARCFACE_SAME_PERSON = 0.3
+
+
+class FacexlibBackend:
+    name = "facexlib"
+    same_person_threshold = ARCFACE_SAME_PERSON
+
+    def __init__(self, settings: Settings) -> None:
+        locator = ModelLocator(settings)
+        self.device = pick_device(settings.device)
+        detection = locator.path(fm.DETECTION_ROLE)
+        recognition = locator.path(fm.RECOGNITION_ROLE)
+        self.detector = fm.load_retinaface(detection, self.device)
+        self.arcface = fm.load_arcface(recognition, self.device)
+        self.hyperiqa = self._optional(locator, fm.QUALITY_ROLE, fm.load_hyperiqa)
+        self.parser = self._optional(locator, fm.PARSING_ROLE, fm.load_parsenet)
+        used = [detection, recognition]
+        self.random_weights = any(is_random_weights(path) for path in used)
+
+    def _optional(self, locator: ModelLocator, role: str, loader):
+        try:
+            path = locator.path(role)
+        except MissingWeightsError:
+            return None
+        return loader(path, self.device)
+
+    @torch.no_grad()
+    def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        rows = self.detector.detect_faces(bgr, conf_threshold=DETECTION_THRESHOLD)
+        faces = []
+        height, width = rgb.shape[:2]
+        for row in np.asarray(rows)[:MAX_FACES]:
+            box = np.asarray(row[:4], dtype=np.float64)
+            landmarks = np.asarray(row[5:15], dtype=np.float64).reshape(5, 2)
+            if not np.isfinite(row[:15]).all() or box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            box = np.clip(box, 0, [width, height, width, height])
+            faces.append(DetectedFace(box, float(row[4]), landmarks))
+        return faces
+
+    @torch.no_grad()
+    def embed(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
+        import cv2
+
+        matrix = similarity_transform(face.landmarks5, ARCFACE_TEMPLATE_112)
+        crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (112, 112), borderMode=cv2.BORDER_REFLECT101)
+        tensor = torch.from_numpy(crop.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
+        vector = self.arcface(tensor)[0].float().cpu().numpy()
+        norm = float(np.linalg.norm(vector)) or 1.0
+        return (vector / norm).astype(np.float32)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.clip(np.dot(np.asarray(a, np.float64), np.asarray(b, np.float64)), 0.0, 1.0))
+
+    @torch.no_grad()
+    def quality(self, aligned: Image.Image) -> float | None:
+        if self.hyperiqa is None:
+            return None
+        work = np.asarray(aligned.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR), dtype=np.float32)
+        tensor = torch.from_numpy((work / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD).permute(2, 0, 1)[None]
+        score = float(self.hyperiqa(tensor.to(self.device)).float().mean().cpu())
+        # hyperIQA predicts on KonIQ's 0-100 opinion scale.
+        return float(np.clip(score / 100.0, 0.0, 1.0)) if np.isfinite(score) else 0.0
+
+    @torch.no_grad()
+    def face_mask(self, aligned: Image.Image) -> Image.Image | None:
+        if self.parser is None:
+            return None
+        work = np.asarray(aligned.convert("RGB").resize((512, 512), Image.Resampling.BILINEAR), dtype=np.float32)
+        tensor = torch.from_numpy(work / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
+        logits = self.parser(tensor)[0]
+        labels = logits.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
+        return mask_from_parsing(labels, aligned.size[0])

@@ -1,0 +1,145 @@
+"""Build facexlib's networks and load their release files (``weights_only=True``, on any device).
+
+facexlib's own ``init_*_model`` helpers download on a miss, load pickles without ``weights_only`` and
+(for ArcFace) hard-code CUDA, so we construct the architectures ourselves and load the files that the
+:class:`ModelLocator` resolved. :func:`facexlib_weights_dir` gathers them in one folder under their
+release names for code that insists on a single ``model_rootpath`` (``FaceRestoreHelper``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import torch
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import MissingWeightsError
+from portrait_studio.models.locator import ModelLocator, download_command
+
+DETECTION_ROLE = "face_detection"
+PARSING_ROLE = "face_parsing"
+RECOGNITION_ROLE = "face_recognition"
+QUALITY_ROLE = "face_quality"
+
+_cache: dict[tuple[str, str, str], torch.nn.Module] = {}
+_cache_lock = threading.Lock()
+
+
+def new_retinaface(device: torch.device) -> torch.nn.Module:
+    from facexlib.detection.retinaface import RetinaFace
+
+    return RetinaFace(network_name="resnet50", half=False, device=device)
+
+
+def new_parsenet() -> torch.nn.Module:
+    from facexlib.parsing.parsenet import ParseNet
+
+    return ParseNet(in_size=512, out_size=512, parsing_ch=19)
+
+
+def new_arcface() -> torch.nn.Module:
+    from facexlib.recognition.arcface_arch import Backbone
+
+    return Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se")
+
+
+def new_hyperiqa() -> torch.nn.Module:
+    from facexlib.assessment.hyperiqa_net import HyperIQA
+
+    return HyperIQA(16, 112, 224, 112, 56, 28, 14, 7)
+
+
+def read_state_dict(path: Path, role: str) -> dict:
+    """A published ``.pth`` state dict, loaded as data only; a damaged file names the role to re-fetch."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated download, wrong file, pickle with code
+        raise MissingWeightsError(
+            role, str(path), download_command(role), f"the file could not be read ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(state, dict):
+        raise MissingWeightsError(role, str(path), download_command(role), "the file holds no state dict")
+    # Checkpoints saved from DataParallel prefix every key with "module.".
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def _load_into(model: torch.nn.Module, state: dict, role: str, path: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise MissingWeightsError(
+            role, str(path), download_command(role), "the file does not match the expected architecture"
+        ) from exc
+
+
+def _cached(role: str, path: Path, device: torch.device, build) -> torch.nn.Module:
+    key = (role, str(path), str(device))
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = build()
+        return _cache[key]
+
+
+def load_retinaface(path: Path, device: torch.device) -> torch.nn.Module:
+    def build() -> torch.nn.Module:
+        model = new_retinaface(device)
+        _load_into(model, read_state_dict(path, DETECTION_ROLE), DETECTION_ROLE, path)
+        return model.to(device).eval()
+
+    return _cached(DETECTION_ROLE, path, device, build)
+
+
+def load_parsenet(path: Path, device: torch.device) -> torch.nn.Module:
+    def build() -> torch.nn.Module:
+        model = new_parsenet()
+        _load_into(model, read_state_dict(path, PARSING_ROLE), PARSING_ROLE, path)
+        return model.to(device).eval()
+
+    return _cached(PARSING_ROLE, path, device, build)
+
+
+def load_arcface(path: Path, device: torch.device) -> torch.nn.Module:
+    def build() -> torch.nn.Module:
+        model = new_arcface()
+        _load_into(model, read_state_dict(path, RECOGNITION_ROLE), RECOGNITION_ROLE, path)
+        return model.to(device).eval()
+
+    return _cached(RECOGNITION_ROLE, path, device, build)
+
+
+def load_hyperiqa(path: Path, device: torch.device) -> torch.nn.Module:
+    def build() -> torch.nn.Module:
+        model = new_hyperiqa()
+        # The release file holds the hyper network only; the target network is generated per image.
+        _load_into(model.hypernet, read_state_dict(path, QUALITY_ROLE), QUALITY_ROLE, path)
+        return model.to(device).eval()
+
+    return _cached(QUALITY_ROLE, path, device, build)
+
+
+def facexlib_weights_dir(settings: Settings, roles: tuple[str, ...] = (DETECTION_ROLE, PARSING_ROLE)) -> Path:
+    """One folder holding ``roles``' files under their release names (symlinks, else copies).
+
+    facexlib looks for ``<model_rootpath>/<release file name>`` and downloads only on a miss, so a
+    complete folder means it never touches the network.
+    """
+    locator = ModelLocator(settings)
+    sources = [locator.path(role) for role in roles]
+    tag = "tiny" if settings.profile == "tiny" else "default"
+    folder = settings.home / "weights" / f"facexlib-{tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        link = folder / source.name
+        if link.is_symlink() and Path(os.readlink(link)) == source.resolve():
+            continue
+        temporary = folder / f".{source.name}.{os.getpid()}.tmp"
+        temporary.unlink(missing_ok=True)
+        try:
+            temporary.symlink_to(source.resolve())
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, link)
+    return folder

@@ -1,0 +1,152 @@
+"""GFPGAN face restoration: on aligned crops (face pipeline) and on whole images with paste-back.
+
+Whole images go through facexlib's ``FaceRestoreHelper``: detect, align each face to the 512 FFHQ
+template, restore, then warp back and blend with a parsing mask. Aligned crops from our own pipeline use
+the same template, so they are restored directly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.faces.compat import import_gfpgan_clean_arch
+from portrait_studio.faces.facexlib_models import facexlib_weights_dir, read_state_dict
+from portrait_studio.faces.types import DetectedFace
+from portrait_studio.models.devices import pick_device
+from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+
+GFPGAN_ROLE = "gfpgan"
+GFPGAN_SIZE = 512
+
+_lock = threading.RLock()
+_models: dict[tuple[str, str], torch.nn.Module] = {}
+
+
+def new_gfpgan() -> torch.nn.Module:
+    """GFPGANv1Clean as configured for the v1.3/v1.4 release files."""
+    arch = import_gfpgan_clean_arch()
+    return arch(
+        out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
+        num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True,
+    )
+
+
+def load_gfpgan(path: Path, device: torch.device) -> torch.nn.Module:
+    key = (str(path), str(device))
+    with _lock:
+        if key not in _models:
+            checkpoint = read_state_dict(path, GFPGAN_ROLE)
+            # Release files keep the EMA generator under "params_ema" (older ones "params").
+            state = checkpoint.get("params_ema", checkpoint.get("params"))
+            if not isinstance(state, dict):
+                raise MissingWeightsError(
+                    GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "no 'params_ema' or 'params' in the file"
+                )
+            model = new_gfpgan()
+            try:
+                model.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise MissingWeightsError(
+                    GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "not a GFPGANv1Clean (v1.3/v1.4) file"
+                ) from exc
+            _models[key] = model.to(device).eval()
+        return _models[key]
+
+
+@dataclass
+class Restorer:
+    """A loaded GFPGAN and whether its weights are random (tiny profile)."""
+
+    model: torch.nn.Module
+    device: torch.device
+    random_weights: bool
+
+    @torch.no_grad()
+    def restore_aligned(self, crop: Image.Image, strength: float = 1.0) -> Image.Image:
+        """Restore an FFHQ-aligned face crop of any size; ``strength`` blends with the original."""
+        strength = float(np.clip(strength, 0.0, 1.0))
+        size = crop.size
+        work = crop.convert("RGB").resize((GFPGAN_SIZE, GFPGAN_SIZE), Image.Resampling.LANCZOS)
+        tensor = torch.from_numpy(np.asarray(work, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        output = self.model(tensor.to(self.device), return_rgb=False, weight=0.5)[0]
+        restored = ((output[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        restored_image = Image.fromarray(restored)
+        if strength < 1.0:
+            restored_image = Image.blend(work, restored_image, strength)
+        return restored_image.resize(size, Image.Resampling.LANCZOS) if size != work.size else restored_image
+
+
+def get_restorer(settings: Settings) -> Restorer:
+    """GFPGAN on the settings' device; :class:`MissingWeightsError` when the weights are not on disk."""
+    path = ModelLocator(settings).path(GFPGAN_ROLE)
+    device = pick_device(settings.device)
+    return Restorer(load_gfpgan(path, device), device, is_random_weights(path))
+
+
+_helpers: dict[tuple[str, str], object] = {}
+
+
+def _helper(settings: Settings, device: torch.device):
+    """facexlib's FaceRestoreHelper (RetinaFace + ParseNet), built once per weights folder and device."""
+    from facexlib.utils.face_restoration_helper import FaceRestoreHelper
+
+    # Both files must be in one folder under their release names, or facexlib would download them.
+    rootpath = facexlib_weights_dir(settings)
+    key = (str(rootpath), str(device))
+    if key not in _helpers:
+        _helpers[key] = FaceRestoreHelper(
+            1, face_size=GFPGAN_SIZE, crop_ratio=(1, 1), det_model="retinaface_resnet50", save_ext="png",
+            use_parse=True, device=device, model_rootpath=str(rootpath),
+        )
+    helper = _helpers[key]
+    helper.clean_all()
+    return helper
+
+
+def restore_faces(
+    image: Image.Image, settings: Settings, strength: float = 1.0, faces: Sequence[DetectedFace] | None = None
+) -> Image.Image:
+    """Restore every face in ``image`` with GFPGAN and paste it back (same size, RGB).
+
+    ``faces`` skips detection (landmarks from an earlier analysis). An image with no face comes back
+    unchanged. Raises :class:`MissingWeightsError` when GFPGAN, RetinaFace or ParseNet weights are absent.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"Restoration strength must be between 0 and 1, got {strength}.")
+    restorer = get_restorer(settings)
+    rgb = np.asarray(image.convert("RGB"))
+    if strength == 0.0:
+        return Image.fromarray(rgb.copy())
+    with _lock:  # the helper keeps per-image state
+        return _restore_with_helper(rgb, settings, restorer, strength, faces)
+
+
+def _restore_with_helper(
+    rgb: np.ndarray, settings: Settings, restorer: Restorer, strength: float, faces: Sequence[DetectedFace] | None
+) -> Image.Image:
+    helper = _helper(settings, restorer.device)
+    helper.read_image(np.ascontiguousarray(rgb[:, :, ::-1]))
+    if faces is None:
+        helper.get_face_landmarks_5(only_center_face=False, eye_dist_threshold=5)
+    else:
+        helper.all_landmarks_5 = [np.asarray(face.landmarks5, dtype=np.float32) for face in faces]
+        helper.det_faces = [np.append(face.box, face.score) for face in faces]
+    if not helper.all_landmarks_5:
+        return Image.fromarray(rgb.copy())
+    helper.align_warp_face()
+    for cropped_bgr in helper.cropped_faces:
+        crop = Image.fromarray(np.ascontiguousarray(cropped_bgr[:, :, ::-1]))
+        restored = restorer.restore_aligned(crop, strength)
+        helper.add_restored_face(np.ascontiguousarray(np.asarray(restored)[:, :, ::-1]))
+    helper.get_inverse_affine(None)
+    pasted = helper.paste_faces_to_input_image(upsample_img=None)
+    return Image.fromarray(np.clip(pasted, 0, 255).astype(np.uint8)[:, :, ::-1].copy())
