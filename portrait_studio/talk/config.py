@@ -120,10 +120,11 @@ def tiny_config() -> EngineConfig:
     """Small channels, same structure and key grammar: runs a frame in milliseconds on a CPU."""
     return EngineConfig(
         renderer=RendererConfig(
+            num_kp=4,
             kp_expansion=4, kp_max_features=16, kp_levels=3, kp_reshape_channel=64, kp_reshape_depth=4,
-            gen_expansion=4, gen_max_features=16, gen_reshape_channel=4, gen_reshape_depth=4, gen_resblocks=1,
-            motion_expansion=4, motion_max_features=8, motion_levels=2, motion_compress=2,
-            decoder_out_channels=4, decoder_hidden=8, decoder_middle_blocks=2,
+            gen_expansion=2, gen_max_features=16, gen_reshape_channel=8, gen_reshape_depth=2, gen_resblocks=1,
+            motion_expansion=4, motion_max_features=8, motion_levels=2, motion_compress=1,
+            decoder_out_channels=4, decoder_hidden=4, decoder_middle_blocks=1,
             mapping_descriptor=16, mapping_layers=1,
         ),
         audio=AudioNetConfig(

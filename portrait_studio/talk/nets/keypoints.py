@@ -24,7 +24,8 @@ class KeypointDetector(nn.Module):
         self.predictor = nn.Module()
         self.predictor.down_blocks = nn.Sequential()
         for i in range(levels):
-            self.predictor.down_blocks.add_module(f"down{i}", Down2d(cfg.image_channel if i == 0 else width(i), width(i + 1)))
+            cin = cfg.image_channel if i == 0 else width(i)
+            self.predictor.down_blocks.add_module(f"down{i}", Down2d(cin, width(i + 1)))
         self.predictor.conv = nn.Conv2d(width(levels), cfg.kp_reshape_channel, 1)
         self.predictor.up_blocks = nn.Sequential()
         for i in range(levels):
@@ -56,7 +57,8 @@ class MappingNet(nn.Module):
         self.first = nn.Sequential(nn.Conv1d(coeff_nc, descriptor, 7))
         self.layers = layers
         for i in range(layers):
-            setattr(self, f"encoder{i}", nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(descriptor, descriptor, 3, dilation=3)))
+            block = nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(descriptor, descriptor, 3, dilation=3))
+            setattr(self, f"encoder{i}", block)
         self.fc_roll = nn.Linear(descriptor, num_bins)
         self.fc_pitch = nn.Linear(descriptor, num_bins)
         self.fc_yaw = nn.Linear(descriptor, num_bins)

@@ -1,0 +1,197 @@
+"""Video files: H.264 MP4 that browsers play, looping GIF, and a probe to check what was written.
+
+MP4s are H.264 in yuv420p (the pixel format every browser decodes) with ``+faststart`` (index at the
+front, so playback starts before the download ends), encoded by the ffmpeg binary that ships in the
+imageio-ffmpeg wheel. Every file is written to a temp file beside the target and renamed into place, so
+a crash or a cancel never leaves a half-written video.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from portrait_studio.errors import InputError
+
+Frame = np.ndarray | Image.Image
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    codec: str
+    pix_fmt: str
+    has_audio: bool
+
+
+def _as_rgb_arrays(frames: Sequence[Frame]) -> list[np.ndarray]:
+    if not frames:
+        raise InputError("There are no frames to write.")
+    arrays = []
+    for frame in frames:
+        array = np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise InputError(f"Frames must be RGB images (height x width x 3), got shape {array.shape}.")
+        arrays.append(np.ascontiguousarray(array, dtype=np.uint8))
+    size = arrays[0].shape
+    if any(a.shape != size for a in arrays):
+        raise InputError("All frames of a video must have the same size.")
+    return arrays
+
+
+def _even(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """yuv420p needs even width and height: pad one edge row/column by repetition when odd."""
+    h, w = arrays[0].shape[:2]
+    pad = ((0, h % 2), (0, w % 2), (0, 0))
+    return arrays if pad == ((0, 0), (0, 0), (0, 0)) else [np.pad(a, pad, mode="edge") for a in arrays]
+
+
+@contextmanager
+def _atomic_target(path: Path, suffix: str) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_mp4(frames: Sequence[Frame], path: Path, fps: float, audio_path: Path | None = None) -> Path:
+    """Encode ``frames`` (RGB arrays or PIL images) as H.264/yuv420p MP4 at ``fps``; mux ``audio_path`` as AAC."""
+    import imageio_ffmpeg
+
+    if not 0 < fps <= 120:
+        raise InputError(f"Frames per second must be between 0 and 120, got {fps}.")
+    if audio_path is not None and not Path(audio_path).is_file():
+        raise InputError(f"Audio file {Path(audio_path).name} not found.")
+    arrays = _even(_as_rgb_arrays(frames))
+    height, width = arrays[0].shape[:2]
+    path = Path(path)
+    with _atomic_target(path, ".mp4") as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+            macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
+            + (["-shortest"] if audio_path else []),
+            audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
+        )
+        writer.send(None)  # start ffmpeg
+        try:
+            for array in arrays:
+                writer.send(array)
+        finally:
+            writer.close()
+    return path
+
+
+def write_gif(frames: Sequence[Frame], path: Path, fps: float) -> Path:
+    """A looping GIF at ``fps`` (GIF delays are in 1/100 s, so the rate is rounded to that)."""
+    if not 0 < fps <= 50:
+        raise InputError(f"GIF frames per second must be between 0 and 50, got {fps}.")
+    images = [Image.fromarray(a) for a in _as_rgb_arrays(frames)]
+    duration_ms = max(20, int(round(100 / fps)) * 10)
+    path = Path(path)
+    with _atomic_target(path, ".gif") as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False,
+            disposal=1,
+        )
+    return path
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Frame count, rate, size, codec and pixel format of a video file (decodes it once to count frames)."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Video file {path.name} not found.")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+        count, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (RuntimeError, OSError, StopIteration) as exc:
+        raise InputError(f"{path.name} is not a readable video ({str(exc).splitlines()[0][:120]}).") from exc
+    codec_text = str(meta.get("codec", ""))
+    width, height = meta.get("size", (0, 0))
+    return VideoInfo(
+        frames=int(count),
+        fps=float(meta.get("fps", 0.0)),
+        width=int(width),
+        height=int(height),
+        duration=float(seconds),
+        codec=codec_text.split()[0] if codec_text else "",
+        pix_fmt=str(meta.get("pix_fmt", "")).split("(")[0].strip(),
+        has_audio=_has_audio_stream(path),
+    )
+
+
+def _has_audio_stream(path: Path) -> bool:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    # ffmpeg with only an input prints the stream list on stderr (and exits 1: no output given).
+    run = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=60
+    )
+    return any(line.strip().startswith("Stream #") and ": Audio:" in line for line in run.stderr.splitlines())
+
+
+def stream_mp4(
+    frames: Iterable[Frame], path: Path, fps: float, audio_path: Path | None = None, count_hint: int = 0
+) -> int:
+    """Like :func:`write_mp4` but encodes frames as they come (long videos never sit in memory at once).
+
+    Returns the number of frames written. All frames must share the first frame's size.
+    """
+    import imageio_ffmpeg
+
+    if not 0 < fps <= 120:
+        raise InputError(f"Frames per second must be between 0 and 120, got {fps}.")
+    if audio_path is not None and not Path(audio_path).is_file():
+        raise InputError(f"Audio file {Path(audio_path).name} not found.")
+    iterator = iter(frames)
+    try:
+        first = _even(_as_rgb_arrays([next(iterator)]))[0]
+    except StopIteration:
+        raise InputError("There are no frames to write.") from None
+    height, width = first.shape[:2]
+    path = Path(path)
+    written = 0
+    with _atomic_target(path, ".mp4") as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+            macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
+            + (["-shortest"] if audio_path else []),
+            audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
+        )
+        writer.send(None)
+        try:
+            writer.send(first)
+            written = 1
+            for frame in iterator:
+                array = _even(_as_rgb_arrays([frame]))[0]
+                if array.shape != first.shape:
+                    raise InputError("All frames of a video must have the same size.")
+                writer.send(array)
+                written += 1
+        finally:
+            writer.close()
+    return written

@@ -1,0 +1,103 @@
+"""Golden outputs: the reference SadTalker definitions and ours, loaded with the same synthetic
+weights (``synthetic_state`` over the published layout), agree on fixed inputs.
+
+The reference outputs in ``sadtalker_goldens.npz`` were produced once, outside this repository,
+by running the published network code on these weights; real (published) sizes throughout, with
+reduced image sizes (128 px) for the keypoint detector and the generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from portrait_studio.talk.checkpoint import build_mapping, build_part, synthetic_state
+from portrait_studio.talk.config import EngineConfig
+from portrait_studio.talk.motion import predict_pose
+from portrait_studio.talk.nets.keypoints import transform_keypoints
+from tests.talk._golden_inputs import FIXTURES, pattern
+
+CFG = EngineConfig()
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / "sadtalker_goldens.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _loaded(name: str, module: torch.nn.Module | None = None) -> torch.nn.Module:
+    module = module or build_part(name, CFG)
+    layout = {f"{name}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+    state = synthetic_state(layout)
+    module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items()})
+    return module.eval()
+
+
+def _close(actual: torch.Tensor, expected: np.ndarray, rtol: float = 1e-4, atol: float = 1e-4) -> None:
+    torch.testing.assert_close(actual.float(), torch.from_numpy(expected).float(), rtol=rtol, atol=atol)
+
+
+@torch.no_grad()
+def test_face_recon(golden: dict[str, np.ndarray]) -> None:
+    net = _loaded("face_3drecon")
+    image = pattern((1, 3, 224, 224), 1) * 0.5 + 0.5
+    _close(net(image), golden["recon.out"])
+
+
+@torch.no_grad()
+def test_expression_net(golden: dict[str, np.ndarray]) -> None:
+    net = _loaded("audio2exp")
+    mels, ref, blink = pattern((1, 10, 1, 80, 16), 2), pattern((1, 10, 64), 3), pattern((1, 10, 1), 4).abs()
+    _close(net(mels, ref, blink), golden["exp.out"])
+
+
+@torch.no_grad()
+def test_pose_net_parts_and_sequence(golden: dict[str, np.ndarray]) -> None:
+    net = _loaded("audio2pose")
+    emb = net.encode_audio(pattern((1, 32, 1, 80, 16), 5))
+    _close(emb[:, :, :16], golden["pose.emb_slice"])
+    decoded = net.decode(pattern((1, 64), 6), torch.tensor([3]), pattern((1, 6), 7), pattern((1, 32, 512), 8))
+    _close(decoded, golden["pose.dec"])
+    # the whole chunked sequence (45 frames: one full chunk of 32 + a tail of 12), same latent draws
+    frames = 45
+    ref = pattern((1, frames, 70), 9)[:, 0, -6:]
+    pose = predict_pose(net, pattern((1, frames, 1, 80, 16), 10), ref, 5, torch.Generator().manual_seed(1234))
+    _close(pose, golden["pose.seq"])
+
+
+@pytest.mark.parametrize("mode,coeffs", [("crop", 70), ("full", 73)])
+@torch.no_grad()
+def test_mapping_and_keypoint_transform(golden: dict[str, np.ndarray], mode: str, coeffs: int) -> None:
+    net = _loaded("mapping", build_mapping(CFG, mode))
+    motion = net(pattern((2, coeffs, 27), 11))
+    for key in ("yaw", "pitch", "roll", "t", "exp"):
+        _close(motion[key], golden[f"map.{mode}.{key}"])
+    kp = transform_keypoints(pattern((2, 15, 3), 12) * 0.5, motion)
+    _close(kp, golden[f"map.{mode}.kp"])
+
+
+@torch.no_grad()
+def test_keypoint_detector(golden: dict[str, np.ndarray]) -> None:
+    net = _loaded("kp_extractor")
+    _close(net(pattern((1, 3, 128, 128), 13) * 0.5 + 0.5), golden["kp.out"])
+
+
+@torch.no_grad()
+def test_generator(golden: dict[str, np.ndarray]) -> None:
+    net = _loaded("generator")
+    captured: dict[str, torch.Tensor] = {}
+    net.decoder.conv_img.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
+    net.dense_motion_network.register_forward_hook(lambda m, i, o: captured.__setitem__("deform", o[0]))
+    source = pattern((1, 3, 128, 128), 13) * 0.5 + 0.5
+    kp_s = pattern((1, 15, 3), 14) * 0.6
+    kp_d = kp_s + pattern((1, 15, 3), 15) * 0.05
+    image = net(source, kp_d, kp_s)
+    _close(captured["deform"][:, ::4, ::4, ::4], golden["gen.deform_sub"])
+    logits = captured["logits"]
+    scale = float(golden["gen.logits_stats"][1])
+    _close(logits[:, :, ::8, ::8] / scale, golden["gen.logits_sub"] / scale, rtol=1e-3, atol=1e-3)
+    _close(image[:, :, ::8, ::8], golden["gen.pred_sub"], rtol=1e-3, atol=1e-3)
+    stats = torch.tensor([image.mean(), image.std(), image.min(), image.max()])
+    _close(stats, golden["gen.pred_stats"], rtol=1e-3, atol=1e-3)

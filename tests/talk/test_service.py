@@ -1,0 +1,106 @@
+"""End to end on tiny random models: a real portrait, real synthesized speech, an MP4 with audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from portrait_studio.cli import main as cli_main
+from portrait_studio.config import Settings
+from portrait_studio.errors import CancelledError, InputError
+from portrait_studio.media.audio import decode_audio
+from portrait_studio.media.video import probe_video
+from portrait_studio.progress import CancelToken
+from portrait_studio.talk import TalkOptions, talk
+from portrait_studio.talk.config import FPS
+from tests.talk._audio_helpers import tone, write_pcm_wav
+
+
+def _assert_av_in_sync(path: Path, frames: int) -> None:
+    info = probe_video(path)
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.has_audio
+    assert info.frames == frames and info.fps == FPS
+    audio = decode_audio(path, max_seconds=600)  # the muxed audio track, decoded back
+    assert abs(audio.duration - frames / FPS) <= 1 / FPS
+    assert abs(info.duration - audio.duration) <= 1 / FPS
+
+
+def test_talk_end_to_end_with_head_motion(
+    tiny_settings: Settings, tiny_manager, grace_hopper: Image.Image, speech_wav: Path, tmp_path: Path
+) -> None:
+    progress: list[float] = []
+    out = tmp_path / "talk.mp4"
+    result = talk(grace_hopper, speech_wav, out, tiny_settings, TalkOptions(pose_style=3),
+                  manager=tiny_manager, progress=lambda f, m="": progress.append(f))
+    speech = decode_audio(speech_wav, max_seconds=60)
+    assert result.video_path == out and out.is_file()
+    assert result.frames == int(speech.duration * FPS)
+    assert result.random_weights and result.warnings
+    _assert_av_in_sync(out, result.frames)
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert len(progress) >= result.frames  # a report per rendered frame
+    assert not list(tmp_path.glob(".*"))  # no temp files left beside the output
+
+
+def test_talk_full_still_via_cli(
+    tiny_settings: Settings, grace_hopper: Image.Image, speech_wav: Path, tmp_path: Path, capsys
+) -> None:
+    portrait = tmp_path / "grace.png"
+    grace_hopper.save(portrait)
+    out = tmp_path / "full.mp4"
+    code = cli_main([
+        "talk", "--portrait", str(portrait), "--audio", str(speech_wav), "--out", str(out), "--still",
+        "--mode", "full", "--home", str(tiny_settings.home), "--profile", "tiny",
+    ])
+    assert code == 0, capsys.readouterr().err
+    info = probe_video(out)
+    assert (info.width, info.height) == grace_hopper.size  # pasted back into the whole portrait
+    _assert_av_in_sync(out, info.frames)
+    assert "random weights" in capsys.readouterr().out
+
+
+def test_faceless_portrait_is_a_clear_input_error(tiny_settings: Settings, tiny_manager, tmp_path: Path) -> None:
+    wav = write_pcm_wav(tmp_path / "tone.wav", tone(1.0, 16_000), 16_000)
+    gradient = Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))).convert("RGB")
+    with pytest.raises(InputError, match="No face was found"):
+        talk(gradient, wav, tmp_path / "x.mp4", tiny_settings, manager=tiny_manager)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cancel_stops_before_writing(tiny_settings: Settings, tiny_manager, grace_hopper: Image.Image,
+                                     tmp_path: Path) -> None:
+    wav = write_pcm_wav(tmp_path / "tone.wav", tone(1.0, 16_000), 16_000)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(CancelledError):
+        talk(grace_hopper, wav, tmp_path / "c.mp4", tiny_settings, manager=tiny_manager, cancel=token)
+    assert not (tmp_path / "c.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (TalkOptions(size=384), "Renderer size 384"),
+        (TalkOptions(mode="resize"), "Talk mode 'resize'"),
+        (TalkOptions(pose_style=46), "Pose style 46"),
+        (TalkOptions(expression_scale=-1), "Expression scale"),
+    ],
+)
+def test_bad_options(options: TalkOptions, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        options.validate()
+
+
+def test_cli_bad_input_exits_2_with_one_line(tiny_settings: Settings, grace_hopper: Image.Image,
+                                             tmp_path: Path, capsys) -> None:
+    portrait = tmp_path / "grace.png"
+    grace_hopper.save(portrait)
+    silent = write_pcm_wav(tmp_path / "silent.wav", np.zeros(16_000, np.float32), 16_000)
+    code = cli_main(["talk", "--portrait", str(portrait), "--audio", str(silent), "--out", str(tmp_path / "o.mp4"),
+                     "--home", str(tiny_settings.home), "--profile", "tiny"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "silent" in err
