@@ -59,11 +59,11 @@ def print_table(rows: list[dict]) -> None:
         for r in rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line)
     print("-+-".join("-" * w for w in widths))
     for c in cells:
-        print(" | ".join(v.ljust(w) for v, w in zip(c, widths)))
+        print(" | ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
 
 
 if __name__ == "__main__":

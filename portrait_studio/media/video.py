@@ -19,8 +19,11 @@ import numpy as np
 from PIL import Image
 
 from portrait_studio.errors import InputError
+from portrait_studio.media.outputs import AI_LABEL
 
 Frame = np.ndarray | Image.Image
+# Every video we write says it is AI-generated, in the container's own metadata (ffprobe shows it).
+AI_METADATA = ["-metadata", f"comment={AI_LABEL}", "-metadata", "description=AI-generated"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def write_mp4(frames: Sequence[Frame], path: Path, fps: float, audio_path: Path 
         writer = imageio_ffmpeg.write_frames(
             str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
             macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
+            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart", *AI_METADATA]
             + (["-shortest"] if audio_path else []),
             audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
         )
@@ -108,7 +111,7 @@ def write_gif(frames: Sequence[Frame], path: Path, fps: float) -> Path:
     with _atomic_target(path, ".gif") as tmp:
         images[0].save(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False,
-            disposal=1,
+            disposal=1, comment=AI_LABEL.encode(),
         )
     return path
 
@@ -178,7 +181,7 @@ def stream_mp4(
         writer = imageio_ffmpeg.write_frames(
             str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
             macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
+            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart", *AI_METADATA]
             + (["-shortest"] if audio_path else []),
             audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
         )

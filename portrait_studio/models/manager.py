@@ -7,7 +7,7 @@ Pipelines are assembled per request from cached components with a *fresh schedul
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,12 +68,13 @@ class ModelManager:
             base_id=self.locator.source_description(role),
         )
 
-    def sd_components(self, role: str = "base") -> dict[str, Any]:
-        """Load (once) and return the SD components of ``role`` from the cache, keyed by name."""
+    def sd_components(self, role: str = "base", names: Sequence[str] = SD_COMPONENTS) -> dict[str, Any]:
+        """Load (once) and return SD components of ``role`` from the cache, keyed by name.
+
+        Every user of a component goes through here, so Stylize, Animate and training share one object.
+        """
         path = self.locator.path(role)
-        return {
-            name: self.cache.get(f"{role}:{name}", lambda n=name: self._load_sd_part(path, n)) for name in SD_COMPONENTS
-        }
+        return {name: self.cache.get(f"{role}:{name}", lambda n=name: self._load_sd_part(path, n)) for name in names}
 
     def _load_sd_part(self, path: Path, name: str) -> Any:
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -104,6 +105,7 @@ class ModelManager:
                     **extra_components: Any) -> Iterator[Any]:
         """Build a pipeline from cached components, locked on the device for the ``with`` block."""
         from diffusers import (
+            StableDiffusionControlNetInpaintPipeline,
             StableDiffusionImg2ImgPipeline,
             StableDiffusionInpaintPipeline,
             StableDiffusionPipeline,
@@ -113,6 +115,8 @@ class ModelManager:
             "txt2img": StableDiffusionPipeline,
             "img2img": StableDiffusionImg2ImgPipeline,
             "inpaint": StableDiffusionInpaintPipeline,
+            # needs controlnet=<ControlNetModel> in extra_components (Stylize template portraits)
+            "controlnet_inpaint": StableDiffusionControlNetInpaintPipeline,
         }
         if kind not in classes:
             raise InputError(f"Unknown pipeline kind '{kind}'. Choose one of: {', '.join(classes)}.")

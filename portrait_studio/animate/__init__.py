@@ -1,0 +1,1 @@
+"""Animate: AnimateDiff animations of a portrait, from a prompt or from a still (Stylize output or upload)."""

@@ -1,0 +1,177 @@
+"""What an animation request may ask for, checked once, and what it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from portrait_studio.errors import InputError
+from portrait_studio.models.roles import MOTION_LORAS
+
+MAX_SEED = 2**32 - 1
+INTERPOLATIONS = ("none", "blend", "flow")
+MIN_FRAMES, MAX_FRAMES = 2, 64
+MAX_MOTION_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class Likeness:
+    """A likeness LoRA for one request: the file (server side), its weight, and what to say about it."""
+
+    path: Path
+    weight: float = 0.8
+    name: str = ""
+    trigger: str = ""
+    random_weights: bool = False
+
+    @classmethod
+    def from_record(cls, record: Any, weight: float = 0.8) -> Likeness:
+        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``)."""
+        return cls(
+            Path(record.lora_path), weight, str(record.name), str(getattr(record, "trigger", "") or ""),
+            bool(getattr(record, "random_weights", False)),
+        )
+
+
+@dataclass
+class AnimateRequest:
+    """One animation. ``init_image`` switches to portrait-to-animation (first-frame conditioning).
+
+    ``likeness`` points at a LoRA file resolved by the caller (a registry record), never at a
+    client-supplied path; its trigger word is put in front of the prompt when the prompt lacks it.
+    ``motions`` are camera motions with weights, e.g. ``[("zoom-in", 0.8)]``.
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    likeness: Likeness | None = None
+    motions: list[tuple[str, float]] = field(default_factory=list)
+    frames: int = 16
+    fps: int = 8
+    steps: int = 25
+    guidance: float = 7.5
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fast: bool = False
+    init_image: Image.Image | None = None
+    strength: float = 0.6
+    interpolate: str = "none"
+    low_memory: bool = True
+
+    @property
+    def mode(self) -> str:
+        return "img2vid" if self.init_image is not None else "txt2vid"
+
+    def validate(self, default_size: int) -> AnimateRequest:
+        """A checked copy with the seed drawn and the size filled in; InputError names the bad field."""
+        if not self.prompt or not self.prompt.strip():
+            raise InputError("The prompt is empty: describe the animation you want (or pick a preset).")
+        if len(self.prompt) > 2000:
+            raise InputError(f"The prompt has {len(self.prompt)} characters; keep it under 2000.")
+        if not MIN_FRAMES <= self.frames <= MAX_FRAMES:
+            raise InputError(f"Frames must be between {MIN_FRAMES} and {MAX_FRAMES}, got {self.frames}.")
+        if not 1 <= self.fps <= 30:
+            raise InputError(f"Frames per second must be between 1 and 30, got {self.fps}.")
+        if not 1 <= self.steps <= 100:
+            raise InputError(f"Steps must be between 1 and 100, got {self.steps}.")
+        if not 0 <= self.guidance <= 30:
+            raise InputError(f"Guidance must be between 0 and 30, got {self.guidance}.")
+        if self.interpolate not in INTERPOLATIONS:
+            raise InputError(f"Unknown interpolation '{self.interpolate}'. Choose one of: {', '.join(INTERPOLATIONS)}.")
+        motions = _check_motions(self.motions)
+        if self.init_image is not None:
+            if not 0.05 <= self.strength <= 1.0:
+                raise InputError(f"Strength must be between 0.05 and 1.0, got {self.strength}.")
+            if int(self.steps * self.strength) < 1:
+                raise InputError(
+                    f"Steps x strength is below one step ({self.steps} x {self.strength}); raise either of them."
+                )
+        prompt = self.prompt.strip()
+        if self.likeness is not None:
+            label = self.likeness.name or self.likeness.path.parent.name
+            if not 0 <= self.likeness.weight <= 2:
+                raise InputError(f"Likeness weight must be between 0 and 2, got {self.likeness.weight}.")
+            if not Path(self.likeness.path).is_file():
+                raise InputError(f"The LoRA file of likeness '{label}' is missing; re-import or re-train it.")
+            trigger = self.likeness.trigger.strip()
+            if trigger and trigger.lower() not in prompt.lower():
+                prompt = f"{trigger}, {prompt}"
+        width = self.width or default_size
+        height = self.height or default_size
+        for name, value in (("width", width), ("height", height)):
+            if not 32 <= value <= 1024 or value % 8:
+                raise InputError(f"Video {name} must be a multiple of 8 between 32 and 1024, got {value}.")
+        seed = random.randint(0, MAX_SEED) if self.seed is None or self.seed < 0 else int(self.seed)
+        if seed > MAX_SEED:
+            raise InputError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+        return dataclasses.replace(
+            self, prompt=prompt, negative_prompt=self.negative_prompt.strip(), motions=motions,
+            seed=seed, width=width, height=height,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values (for metadata), without pixels or server paths."""
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "likeness": (self.likeness.name or self.likeness.path.parent.name) if self.likeness else None,
+            "likeness_weight": self.likeness.weight if self.likeness else None,
+            "motions": {name: weight for name, weight in self.motions},
+            "frames": self.frames,
+            "fps": self.fps,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "seed": self.seed,
+            "width": self.width,
+            "height": self.height,
+            "fast": self.fast,
+            "mode": self.mode,
+            "strength": self.strength if self.init_image is not None else None,
+            "interpolate": self.interpolate,
+        }
+
+
+def _check_motions(motions: list[tuple[str, float]] | dict[str, float]) -> list[tuple[str, float]]:
+    items = list(motions.items()) if isinstance(motions, dict) else list(motions)
+    seen: set[str] = set()
+    checked: list[tuple[str, float]] = []
+    for name, weight in items:
+        if name not in MOTION_LORAS:
+            raise InputError(f"Unknown camera motion '{name}'. Choose one of: {', '.join(MOTION_LORAS)}.")
+        if name in seen:
+            raise InputError(f"Camera motion '{name}' is listed twice; give it once with one weight.")
+        if not 0 <= float(weight) <= MAX_MOTION_WEIGHT:
+            raise InputError(f"Weight of motion '{name}' must be between 0 and {MAX_MOTION_WEIGHT}, got {weight}.")
+        seen.add(name)
+        if float(weight) > 0:  # weight 0 means "off": do not even load it
+            checked.append((name, float(weight)))
+    return checked
+
+
+def parse_motion(text: str) -> tuple[str, float]:
+    """``"zoom-in:0.8"`` or ``"zoom-in"`` (weight 1) -> ``("zoom-in", 0.8)``."""
+    name, _, raw = text.strip().partition(":")
+    try:
+        weight = float(raw) if raw else 1.0
+    except ValueError:
+        raise InputError(f"Motion '{text}': the weight after ':' must be a number, like zoom-in:0.8.") from None
+    return name.strip(), weight
+
+
+@dataclass
+class AnimateResult:
+    mp4_path: Path
+    gif_path: Path
+    frames_zip: Path
+    frames: int
+    fps: int
+    seed: int
+    random_weights: bool
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,159 @@
+"""The Animate service: a prompt (and optionally a portrait) to an MP4, a GIF and a zip of frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portrait_studio.animate import models
+from portrait_studio.animate.frames import fit_portrait, interpolate, to_arrays, write_frames_zip
+from portrait_studio.animate.loras import motion_lora_paths, motion_role
+from portrait_studio.animate.request import AnimateRequest, AnimateResult
+from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.media.outputs import AI_LABEL
+from portrait_studio.models.locator import download_command, is_random_weights
+from portrait_studio.models.manager import ModelManager, generator_for
+from portrait_studio.progress import CancelToken, ProgressFn, no_progress, scaled
+from portrait_studio.registry.apply import loras_applied
+from portrait_studio.stylize.generate import step_callback
+
+RANDOM_WEIGHTS_WARNING = (
+    "This animation comes from random-weight test models (tiny profile): it is noise, not a result. "
+    "Download the real weights and use the default profile for real animations."
+)
+# Progress budget: loading, denoising, decoding + writing.
+_LOAD_END, _DENOISE_END = 0.1, 0.85
+_DECODE_CHUNK = 4  # frames per VAE decode call: bounds peak memory on long clips
+
+
+def animate(
+    manager: ModelManager,
+    request: AnimateRequest,
+    out_dir: Path,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken | None = None,
+    *,
+    base_role: str = "base",
+    name: str | None = None,
+) -> AnimateResult:
+    """Render ``request`` into ``out_dir`` as ``<name>.mp4``, ``<name>.gif`` and ``<name>-frames.zip``.
+
+    ``name`` (a plain file stem) defaults to ``animate-<seed>``. Nothing is written before the render
+    succeeded, and each file appears whole or not at all.
+    """
+    cancel = cancel or CancelToken()
+    if name is not None and (not name or Path(name).name != name or name.startswith(".")):
+        raise InputError(f"Output name {name!r} must be a plain file name without folders.")
+    info = manager.sd_info(base_role)
+    req = request.validate(info.default_size)
+    if req.fast and not models.fast_available(manager):
+        raise MissingWeightsError(
+            models.LIGHTNING_ROLE, manager.locator.source_description(models.LIGHTNING_ROLE),
+            download_command(models.LIGHTNING_ROLE), "Fast mode needs the AnimateDiff-Lightning weights",
+        )
+    cancel.raise_if_cancelled()
+    progress(0.0, "loading motion model")
+    motion = models.motion_info(manager, base_role, req.fast)
+    motion_loras = motion_lora_paths(manager, req.motions)
+    loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras
+    steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
+    warnings: list[str] = []
+    if req.fast and (req.steps != steps or req.guidance != guidance):
+        warnings.append(f"Fast mode always runs {steps} steps without guidance; steps and guidance were ignored.")
+
+    frames = _render(manager, req, base_role, loras, steps, guidance, progress, cancel)
+    cancel.raise_if_cancelled()
+
+    progress(_DENOISE_END, "writing video")
+    arrays = interpolate(to_arrays(frames), req.interpolate)
+    fps = req.fps * 2 if req.interpolate != "none" else req.fps
+    random_weights = (
+        info.random_weights
+        or motion.random_weights
+        or any(is_random_weights(path) for path, _ in motion_loras)
+        or bool(req.likeness and req.likeness.random_weights)
+    )
+    if random_weights:
+        warnings.insert(0, RANDOM_WEIGHTS_WARNING)
+    metadata: dict[str, Any] = {
+        **req.describe(),
+        "steps": steps,
+        "guidance": guidance,
+        "output_frames": len(arrays),
+        "output_fps": fps,
+        "model": info.base_id,
+        "motion_model": motion.adapter_id,
+        "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
+        "free_noise": req.frames > models.CONTEXT_FRAMES,
+        "random_weights": random_weights,
+        "label": AI_LABEL,
+    }
+    stem = name or f"animate-{req.seed}"
+    mp4_path, gif_path, zip_path = _write_outputs(arrays, fps, Path(out_dir), stem, metadata, progress)
+    progress(1.0, "done")
+    return AnimateResult(mp4_path, gif_path, zip_path, len(arrays), fps, req.seed, random_weights, warnings, metadata)
+
+
+def _render(
+    manager: ModelManager,
+    req: AnimateRequest,
+    base_role: str,
+    loras: list[tuple[Path, float]],
+    steps: int,
+    guidance: float,
+    progress: ProgressFn,
+    cancel: CancelToken,
+) -> list[Any]:
+    """Denoise and decode; every change to shared modules is undone before this returns or raises."""
+    kind = "vid2vid" if req.init_image is not None else "txt2vid"
+    denoise_steps = min(int(steps * req.strength), steps) if kind == "vid2vid" else steps
+    callback = step_callback(denoise_steps, scaled(progress, _LOAD_END, _DENOISE_END), cancel, "step")
+    call: dict[str, Any] = dict(
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt or None,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        width=req.width,
+        height=req.height,
+        generator=generator_for(manager.device, req.seed),
+        callback_on_step_end=callback,
+        decode_chunk_size=_DECODE_CHUNK,
+        output_type="pil",
+    )
+    if kind == "vid2vid":
+        # First-frame conditioning: the portrait repeated as a still "video", partly re-noised, so the
+        # motion module adds movement while the face and outfit stay those of the portrait.
+        portrait = fit_portrait(req.init_image, req.width, req.height)
+        call.update(video=[portrait] * req.frames, strength=req.strength)
+    else:
+        call.update(num_frames=req.frames)
+
+    dirty = False
+    with models.motion_pipeline(manager, kind, base_role, req.fast) as pipe:
+        progress(_LOAD_END, "animating")
+        try:
+            with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, req.frames):
+                with loras_applied(pipe, loras):
+                    output = pipe(**call)
+        finally:
+            dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))
+    if dirty:  # never hand a LoRA-carrying module to the next request
+        models.drop_motion_unet(manager, base_role, req.fast)
+        manager.cache.remove(f"{base_role}:text_encoder")
+    return list(output.frames[0])
+
+
+def _write_outputs(
+    arrays: list[np.ndarray], fps: int, out_dir: Path, stem: str, metadata: dict[str, Any], progress: ProgressFn
+) -> tuple[Path, Path, Path]:
+    from portrait_studio.media.video import write_gif, write_mp4
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mp4_path = write_mp4(arrays, out_dir / f"{stem}.mp4", fps)
+    progress(0.92, "writing GIF")
+    gif_path = write_gif(arrays, out_dir / f"{stem}.gif", fps)
+    progress(0.97, "writing frames")
+    zip_path = write_frames_zip(arrays, out_dir / f"{stem}-frames.zip", metadata)
+    return mp4_path, gif_path, zip_path
