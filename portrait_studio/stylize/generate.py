@@ -59,6 +59,8 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     metadata: dict[str, Any]
+    # Face similarity to the likeness reference in [0, 1] when ranked (Stylize best-of), else None.
+    score: float | None = None
 
 
 @dataclass
