@@ -19,8 +19,13 @@ from portrait_studio.errors import PortraitStudioError
 
 COMMAND_MODULES = (
     "portrait_studio.cli.models",
+    "portrait_studio.cli.faces",
     "portrait_studio.cli.stylize",
+    "portrait_studio.cli.animate",
     "portrait_studio.cli.anime",
+    "portrait_studio.cli.lora",
+    "portrait_studio.cli.talk",
+    "portrait_studio.cli.train",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -1,0 +1,157 @@
+"""Training step time: our loop (VAE latents + text embeddings computed once) vs encoding every step.
+
+Both loops train the same peft LoRA (rank 32 on to_q/to_k/to_v/to_out.0) on the same random models,
+same images, batch 1 at 256 px, AdamW, fp32 on the CPU. The baseline does what the common training
+scripts do each step: VAE-encode the image (sampling the latent), run the text encoder, then the UNet.
+Ours calls ``micro_batch_loss`` (the function the trainer uses) on latents from ``encode_dataset``.
+
+Models: Stable Diffusion 1.5's VAE and CLIP text encoder at full size (random weights), and an SD-shaped
+UNet at half width (block channels 160/320/640/640) so the bench fits its two-minute budget on two CPU
+cores. Caveat: a half-width UNet costs about a quarter of the full one, so the VAE's share of a step is
+larger here than with the full SD1.5 UNet; ``TRAIN_BENCH_FULL_UNET=1`` runs the full-width UNet (slow:
+several minutes on a CPU) to measure that case. Target: ratio <= 0.7.
+
+    python bench/train_bench.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portrait_studio.likeness.config import TrainingConfig  # noqa: E402
+from portrait_studio.likeness.dataset import TrainingImages, _pixels, encode_dataset, tokenize  # noqa: E402
+from portrait_studio.likeness.loss import micro_batch_loss  # noqa: E402
+from portrait_studio.likeness.setup import UNET_TARGETS, Precision, step_generator  # noqa: E402
+from portrait_studio.models.tiny import write_clip_tokenizer  # noqa: E402
+
+SIZE = 256
+IMAGES = 2
+WARMUP = 1
+MEASURED = 3
+TARGET = 0.7
+
+
+def build_models(cache: Path):
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from peft import LoraConfig
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    ).eval().requires_grad_(False)
+    full = os.environ.get("TRAIN_BENCH_FULL_UNET") == "1"
+    unet = UNet2DConditionModel(
+        block_out_channels=(320, 640, 1280, 1280) if full else (160, 320, 640, 640),
+        cross_attention_dim=768, attention_head_dim=8, sample_size=SIZE // 8,
+    ).requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=32, lora_alpha=16, init_lora_weights="gaussian", target_modules=UNET_TARGETS))
+    vocab = write_clip_tokenizer(cache / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(str(cache / "tokenizer"))
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )).eval().requires_grad_(False)
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    return vae, unet, text_encoder, tokenizer, scheduler
+
+
+def images() -> TrainingImages:
+    rng = np.random.default_rng(0)
+    pics = [Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(IMAGES)]
+    return TrainingImages(pics, [None] * IMAGES, [str(i) for i in range(IMAGES)])
+
+
+def timed_steps(step, count: int) -> list[float]:
+    times = []
+    for index in range(count):
+        started = time.perf_counter()
+        step(index)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def run() -> list[dict]:
+    import tempfile
+
+    # One thread: on a shared 2-core machine OpenMP threads spin against other processes and make the
+    # timings erratic; the ratio of two single-thread step times is what we compare.
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        vae, unet, text_encoder, tokenizer, scheduler = build_models(Path(tmp))
+    config = TrainingConfig(preset="Custom", steps=100, resolution=SIZE, grad_accum=1, rank=32, alpha=16,
+                            checkpoint_every=100, flip=True).validate()
+    device = torch.device("cpu")
+    precision = Precision(torch.float32, None, False)
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    data_images = images()
+
+    started = time.perf_counter()
+    data = encode_dataset(data_images, vae, text_encoder, tokenizer, config.caption_text(), flip=True,
+                          mask_loss=False, mask_background_weight=1.0)
+    precompute = time.perf_counter() - started
+
+    def ours(step: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = micro_batch_loss(unet, None, data, scheduler, step_generator(0, step), config, device, precision)
+        loss.backward()
+        optimizer.step()
+
+    pixels = _pixels(data_images.images)
+    input_ids = tokenize(tokenizer, config.caption_text())
+
+    def encode_every_step(step: int) -> None:
+        generator = step_generator(0, step)
+        optimizer.zero_grad(set_to_none=True)
+        index = torch.randint(IMAGES, (1,), generator=generator)
+        batch = pixels[index]
+        if torch.rand(1, generator=generator).item() < 0.5:
+            batch = torch.flip(batch, dims=[3])
+        with torch.no_grad():
+            dist = vae.encode(batch).latent_dist
+            latents = (dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator)) * 0.18215
+            states = text_encoder(input_ids)[0]
+        noise = torch.randn(latents.shape, generator=generator)
+        timesteps = torch.randint(0, 1000, (1,), generator=generator)
+        pred = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, states).sample
+        torch.nn.functional.mse_loss(pred, noise).backward()
+        optimizer.step()
+
+    timed_steps(ours, WARMUP)
+    timed_steps(encode_every_step, WARMUP)
+    # Interleave the two so load from other processes hits both alike.
+    ours_times, base_times = [], []
+    for index in range(MEASURED):
+        ours_times += timed_steps(lambda i, k=index: ours(100 + k), 1)
+        base_times += timed_steps(lambda i, k=index: encode_every_step(100 + k), 1)
+    if os.environ.get("TRAIN_BENCH_VERBOSE") == "1":
+        print("ours", [round(t, 2) for t in ours_times], "baseline", [round(t, 2) for t in base_times])
+    ours_s = statistics.median(ours_times)
+    base_s = statistics.median(base_times)
+    ratio = ours_s / base_s
+    return [
+        {"bench": "train", "case": f"step, encode every step ({SIZE}px)", "seconds": base_s, "ratio": 1.0,
+         "ratio_means": "baseline"},
+        {"bench": "train", "case": f"step, precomputed latents ({SIZE}px)", "seconds": ours_s, "ratio": ratio,
+         "ratio_means": f"ours / baseline step time (target <= {TARGET}); {'PASS' if ratio <= TARGET else 'FAIL'}"},
+        {"bench": "train", "case": f"one-off encode of {IMAGES} crops x2 flips", "seconds": precompute,
+         "ratio": precompute / base_s, "ratio_means": "one-off cost in baseline steps"},
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)

@@ -1,0 +1,128 @@
+"""Building the trainable models: fresh UNet (+ text encoder) copies with a peft LoRA, precision, optimizer.
+
+Training never touches the model cache's modules: the UNet (and the text encoder when it is trained)
+are loaded fresh from disk. The frozen VAE, text encoder and tokenizer come from the cache and are
+only read.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from portrait_studio.likeness.config import TrainingConfig
+from portrait_studio.models.manager import ModelManager
+
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+@dataclass(frozen=True)
+class Precision:
+    weight_dtype: torch.dtype  # frozen base weights
+    autocast_dtype: torch.dtype | None  # None = full precision, no autocast
+    use_grad_scaler: bool
+
+
+def pick_precision(config: TrainingConfig, device: torch.device) -> Precision:
+    """Mixed precision only on CUDA (fp16, or bf16 where supported); fp32 elsewhere."""
+    mode = config.mixed_precision
+    if mode == "auto":
+        mode = "no"
+        if device.type == "cuda":
+            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mode == "no" or device.type != "cuda":
+        return Precision(torch.float32, None, False)
+    if mode == "bf16":
+        return Precision(torch.bfloat16, torch.bfloat16, False)
+    return Precision(torch.float16, torch.float16, True)
+
+
+def use_gradient_checkpointing(config: TrainingConfig, device: torch.device) -> bool:
+    if config.gradient_checkpointing == "auto":
+        return device.type == "cuda"
+    return config.gradient_checkpointing == "on"
+
+
+def frozen_parts(manager: ModelManager, role: str) -> dict[str, Any]:
+    """The cached VAE, text encoder and tokenizer (loaded once; the cached UNet is not loaded)."""
+    return manager.sd_components(role, ("vae", "text_encoder", "tokenizer"))
+
+
+def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, precision: Precision) -> torch.nn.Module:
+    """A fresh UNet from disk with a trainable LoRA on its attention projections."""
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+
+    torch.manual_seed(config.seed)  # LoRA init is random (A) and zero (B): seed it
+    unet = UNet2DConditionModel.from_pretrained(str(model_path), subfolder="unet", torch_dtype=precision.weight_dtype)
+    unet.requires_grad_(False)
+    unet.to(device)
+    unet.add_adapter(
+        LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
+    )
+    _lora_params_to_fp32(unet)
+    if use_gradient_checkpointing(config, device):
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    return unet
+
+
+def lora_text_encoder(
+    model_path: Path, config: TrainingConfig, device: torch.device, precision: Precision
+) -> torch.nn.Module:
+    from peft import LoraConfig
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(config.seed + 1)
+    encoder = CLIPTextModel.from_pretrained(
+        str(model_path), subfolder="text_encoder", torch_dtype=precision.weight_dtype
+    )
+    encoder.requires_grad_(False)
+    encoder.to(device)
+    encoder.add_adapter(
+        LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian", target_modules=TEXT_TARGETS)
+    )
+    _lora_params_to_fp32(encoder)
+    encoder.train()
+    return encoder
+
+
+def _lora_params_to_fp32(model: torch.nn.Module) -> None:
+    # Trainable LoRA weights stay fp32 under mixed precision (fp16 updates underflow).
+    for param in model.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
+
+
+def trainable(model: torch.nn.Module | None) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad] if model is not None else []
+
+
+def make_optimizer(groups: list[dict[str, Any]], config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; bitsandbytes' 8-bit AdamW on CUDA when it is installed (config 'auto') or asked for."""
+    want_8bit = config.use_8bit_adam == "on" or (
+        config.use_8bit_adam == "auto" and device.type == "cuda" and importlib.util.find_spec("bitsandbytes")
+    )
+    if want_8bit and device.type == "cuda":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(groups, weight_decay=1e-2)
+    return torch.optim.AdamW(groups, weight_decay=1e-2)
+
+
+def lr_factor(config: TrainingConfig, step: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based), a pure function so resume is exact."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    return 1.0
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """Every step draws from its own generator: a resumed run repeats exactly what the first would do."""
+    return torch.Generator("cpu").manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
