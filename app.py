@@ -2,11 +2,16 @@
 
 settings -> services -> ui.build_app(services) -> launch, with safe defaults: 127.0.0.1, analytics off,
 an upload size cap, Gradio's temp dir inside our home, and no public share link without a password.
+
+A share link or a Hugging Face Space is a *public* deployment (``Settings.public``): every visitor gets
+their own namespace (ui.common.request_owner), a per-browser visitor cookie is set (ui.deploy), and a
+janitor deletes uploads and outputs older than ``cleanup_after_hours``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -21,10 +26,22 @@ from portrait_studio.errors import PortraitStudioError
 AUTH_ENV = "PORTRAIT_STUDIO_AUTH"
 
 
+def on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def default_host() -> str:
+    # A Space routes traffic to 0.0.0.0:7860 inside its container (and says so in GRADIO_SERVER_NAME).
+    fallback = "0.0.0.0" if on_space() else "127.0.0.1"
+    return os.environ.get("PORTRAIT_STUDIO_HOST") or os.environ.get("GRADIO_SERVER_NAME") or fallback
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Start the Portrait Studio web app.")
-    parser.add_argument("--host", default=os.environ.get("PORTRAIT_STUDIO_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORTRAIT_STUDIO_PORT", "7860")))
+    parser.add_argument("--host", default=default_host())
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("PORTRAIT_STUDIO_PORT") or os.environ.get("GRADIO_SERVER_PORT")
+                                    or "7860"))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs --auth)")
     parser.add_argument("--auth", default=os.environ.get(AUTH_ENV), help=f"USER:PASS (or env {AUTH_ENV})")
     parser.add_argument("--no-auth", action="store_true", help="allow --share without a password (not advised)")
@@ -49,8 +66,26 @@ def prepare_environment(settings: Settings) -> None:
     os.environ["GRADIO_TEMP_DIR"] = str(settings.temp_dir)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if on_space() and settings.home.is_relative_to("/data"):  # persistent storage: download weights once
+        os.environ.setdefault("HF_HOME", "/data/.huggingface")
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def configure_logging() -> None:
+    """Our own loggers at INFO on stderr (GPU slot, janitor, jobs); third-party libraries stay quiet."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("portrait_studio", "ui"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def blocked_paths(settings: Settings) -> list[str]:
+    """Folders Gradio must never serve or copy from, even if someone widens ``allowed_paths`` later."""
+    return [str(p) for p in (settings.registry_dir, settings.jobs_dir, settings.weights_dir, settings.tiny_dir)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     auth = parse_auth(args.auth)
-    public = args.share or bool(os.environ.get("SPACE_ID"))
+    public = args.share or on_space()
     if args.share and auth is None and not args.no_auth:
         print("error: --share publishes this app on the internet; add --auth USER:PASS "
               f"(or set {AUTH_ENV}), or pass --no-auth if you really mean it.", file=sys.stderr)
@@ -69,21 +104,32 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.replace(public=public or settings.public)
     prepare_environment(settings)
 
+    configure_logging()
+
+    from portrait_studio.janitor import Janitor
     from portrait_studio.services import Services
     from ui import build_app
+    from ui.app import CSS
+    from ui.deploy import guard_middleware
 
     services = Services.create(settings)
+    if settings.public:
+        Janitor([settings.outputs_dir, settings.temp_dir], settings.cleanup_after_hours * 3600).start()
     demo = build_app(services)
-    demo.queue(max_size=32, default_concurrency_limit=4)
+    # One bounded queue: a full queue answers "busy, try again" instead of piling up work.
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=4)
     demo.launch(
         server_name=args.host,
         server_port=args.port,
-        share=args.share,
+        share=args.share and not on_space(),
         auth=auth,
         max_file_size=f"{settings.max_upload_mb}mb",
+        # Only so Gradio may copy results into its cache; ui.deploy refuses direct requests into our home.
         allowed_paths=[str(settings.outputs_dir)],
+        blocked_paths=blocked_paths(settings),
+        app_kwargs={"middleware": guard_middleware(settings.home, settings.temp_dir, settings.public)},
         footer_links=["api"],
-        css=None,
+        css=CSS,
     )
     return 0
 

@@ -45,6 +45,10 @@ class Settings:
     min_photos: int = 5
     max_photos: int = 20
     max_audio_seconds: float = 60.0
+    # Public deployments: most jobs waiting in the app's queue (more get "queue full"), and the age after
+    # which uploads, per-request outputs and Gradio's cached files are deleted.
+    queue_size: int = 32
+    cleanup_after_hours: float = 24.0
     # Model cache budget on the CPU (on CUDA the budget is derived from free memory).
     cache_gb: float = 12.0
     # GPU memory kept free for activations when the budget is derived from the device.
@@ -90,13 +94,15 @@ class Settings:
         choice("device", DEVICES)
         choice("dtype", DTYPES)
         choice("face_backend", FACE_BACKENDS)
-        for name in ("max_upload_mb", "max_image_pixels", "min_photos", "max_photos"):
+        for name in ("max_upload_mb", "max_image_pixels", "min_photos", "max_photos", "queue_size"):
             if getattr(self, name) <= 0:
                 raise InputError(f"Setting '{name}' must be positive, got {getattr(self, name)}.")
         if self.min_photos > self.max_photos:
             raise InputError(
                 f"Setting 'min_photos' ({self.min_photos}) is larger than 'max_photos' ({self.max_photos})."
             )
+        if self.cleanup_after_hours <= 0:
+            raise InputError(f"Setting 'cleanup_after_hours' must be positive, got {self.cleanup_after_hours}.")
         if self.max_audio_seconds <= 0 or self.cache_gb <= 0 or self.working_reserve_gb < 0:
             raise InputError("Settings 'max_audio_seconds' and 'cache_gb' must be positive.")
         return self

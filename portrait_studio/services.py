@@ -11,8 +11,9 @@ from pathlib import Path
 
 from portrait_studio.config import Settings
 from portrait_studio.errors import MissingWeightsError
+from portrait_studio.likeness.jobs import JobManager
 from portrait_studio.models.manager import ModelManager
-from portrait_studio.registry import LoraRecord, LoraRegistry, base_module_shapes
+from portrait_studio.registry import LoraRecord, LoraRegistry, base_shapes_from_model_dir
 
 LOCAL_OWNER = "local"
 _OWNER_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -32,24 +33,31 @@ class Services:
     settings: Settings
     manager: ModelManager
     registry: LoraRegistry
+    jobs: JobManager
     started: float = field(default_factory=time.time)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
+        """Build the backend; training jobs left unfinished by a crash are queued again."""
         settings.ensure_dirs()
-        return cls(settings=settings, manager=ModelManager(settings), registry=LoraRegistry(settings.registry_dir))
+        manager = ModelManager(settings)
+        # Training needs the whole device: the cache lets go of every unlocked model first.
+        jobs = JobManager(settings, before_job=manager.cache.unload_all)
+        jobs.resume_incomplete()
+        return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs)
 
     def import_lora(self, owner: str, path: Path, name: str | None = None) -> LoraRecord:
         """Import a user's LoRA, checked against the base model's module shapes when its weights are here."""
         shapes = None
         if self.manager.locator.is_available("base"):
-            parts = self.manager.sd_components("base")
-            shapes = base_module_shapes(parts["unet"], parts["text_encoder"])
+            # Shapes from the config files alone: no weights are read for this check.
+            shapes = base_shapes_from_model_dir(self.manager.locator.path("base"))
         return self.registry.import_file(owner_id(owner), path, name=name, base_shapes=shapes)
 
     def output_dir(self, owner: str, kind: str) -> Path:
         """A fresh, unguessable directory for one request's outputs, inside the owner's namespace."""
-        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        # The full uuid4 (122 random bits): the folder name alone never lets anyone guess another's.
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex}"
         folder = self.settings.outputs_dir / owner_id(owner) / kind / stamp
         folder.mkdir(parents=True, exist_ok=True)
         return folder

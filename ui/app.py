@@ -1,29 +1,81 @@
-"""Assemble the Gradio app from the tab modules."""
+"""Assemble the Gradio app from the tab modules and wire the "send to" buttons between tabs."""
 
 from __future__ import annotations
+
+import os
 
 import gradio as gr
 
 from portrait_studio.services import Services
-from ui import library_tab, stylize_tab
+from ui import animate_tab, library_tab, stylize_tab, talk_tab, train_tab
 from ui.common import TINY_BANNER, CancelTokens
+from ui.gpu import check_gpu_events
+from ui.widgets import refresh_likenesses
 
 CSS = """
 #tiny-banner {background: #fff4d6; border: 1px solid #e0b04c; border-radius: 8px; padding: 6px 12px;}
 """
 
 
+PUBLIC_NOTE = (
+    "Your photos, likenesses and results are private to you: to your login when you are signed in, else to "
+    "this browser. Uploads and results are deleted after {hours:g} hours. Everything made here is labelled "
+    "as AI-generated."
+)
+
+
+def _cache_policy(services: Services) -> tuple[int, int]:
+    """Gradio's own cache sweep: (how often, how old) in seconds, from ``cleanup_after_hours``."""
+    age = max(int(services.settings.cleanup_after_hours * 3600), 60)
+    return min(3600, max(age // 4, 60)), age
+
+
 def build_app(services: Services) -> gr.Blocks:
     tokens = CancelTokens()
-    with gr.Blocks(title="Portrait Studio", analytics_enabled=False) as demo:
+    public = services.settings.public
+    with gr.Blocks(title="Portrait Studio", analytics_enabled=False, delete_cache=_cache_policy(services)) as demo:
         gr.Markdown("# Portrait Studio\nTrain your likeness, then stylize it, animate it and make it talk.")
-        if services.manager.locator.settings.profile == "tiny":
+        if public:
+            # On a Space with `hf_oauth: true` visitors can sign in: their things then follow their account.
+            if os.environ.get("OAUTH_CLIENT_ID"):
+                gr.LoginButton()
+            gr.Markdown(PUBLIC_NOTE.format(hours=services.settings.cleanup_after_hours), elem_id="public-note")
+        if services.settings.profile == "tiny":
             gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
-        with gr.Tabs():
-            with gr.Tab("Stylize", id="stylize"):
-                stylize_tab.build(services, tokens)
-            with gr.Tab("Library", id="library") as library:
-                lib = library_tab.build(services)
-        library.select(lib["listing"], None, [lib["gallery"], lib["choice"]], api_name=False)
-        demo.load(lib["listing"], None, [lib["gallery"], lib["choice"]], api_name=False)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Train Likeness", id="train"):
+                train = train_tab.build(services)
+            with gr.Tab("Stylize", id="stylize") as stylize_page:
+                stylize = stylize_tab.build(services, tokens)
+            with gr.Tab("Animate", id="animate") as animate_page:
+                animate = animate_tab.build(services, tokens)
+            with gr.Tab("Talk", id="talk") as talk_page:
+                talk = talk_tab.build(services, tokens)
+            with gr.Tab("Library", id="library") as library_page:
+                library = library_tab.build(services)
+
+        refresh = refresh_likenesses(services)
+        for page, picker in ((stylize_page, stylize.get("likeness")), (animate_page, animate["likeness"]),
+                             (talk_page, talk["likeness"])):
+            if picker is not None:
+                page.select(refresh, [picker], [picker], api_name=False)
+        library_page.select(library["listing"], None, [library["gallery"], library["choice"]], api_name=False)
+        demo.load(library["listing"], None, [library["gallery"], library["choice"]], api_name=False)
+
+        def to_tab(tab_id: str):
+            def send(image):
+                if image is None:
+                    raise gr.Error("Nothing to send yet: make something first.")
+                return image, gr.Tabs(selected=tab_id)
+
+            return send
+
+        animate["send_to_talk"].click(to_tab("talk"), [animate["gif"]], [talk["portrait"], tabs], api_name=False)
+        if "send_to_animate" in stylize:
+            stylize["send_to_animate"].click(to_tab("animate"), [stylize["selected"]],
+                                             [animate["init_image"], tabs], api_name=False)
+            stylize["send_to_talk"].click(to_tab("talk"), [stylize["selected"]], [talk["portrait"], tabs],
+                                          api_name=False)
+        del train
+    check_gpu_events(demo)
     return demo

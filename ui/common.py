@@ -1,20 +1,28 @@
-"""Shared UI plumbing: error mapping, progress adapters, per-session cancel tokens, status lines."""
+"""Shared UI plumbing: error mapping, progress adapters, per-session cancel tokens, who the visitor is."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from PIL import Image
 
+from portrait_studio import faults
 from portrait_studio.errors import PortraitStudioError
 from portrait_studio.progress import CancelToken, ProgressFn
 from portrait_studio.services import LOCAL_OWNER, Services, owner_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The per-browser visitor id on public deployments (set by ui.deploy.PublicGuard): random, 43 url-safe chars.
+VISITOR_COOKIE = "ps_visitor"
+VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 TINY_BANNER = (
     "**Tiny profile:** every model here has random weights, for tests and for trying the flow. "
@@ -23,14 +31,22 @@ TINY_BANNER = (
 
 
 def call_service(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a backend call; user errors become ``gr.Error`` with their message, bugs a short generic one."""
+    """Run a backend call; user errors become ``gr.Error`` with their message, bugs a short generic one.
+
+    This is the one place where a device out-of-memory becomes a user error with advice.
+    """
     try:
         return fn(*args, **kwargs)
     except PortraitStudioError as exc:
         raise gr.Error(str(exc), print_exception=False) from exc
     except gr.Error:
         raise
-    except Exception as exc:  # a bug: log the traceback on the server, show no traceback to the user
+    except Exception as exc:
+        if faults.is_out_of_memory(exc):
+            log.warning("out of memory in %s: %s", getattr(fn, "__name__", fn), exc)
+            faults.release_device_memory()
+            raise gr.Error(str(faults.out_of_memory_error(exc)), print_exception=False) from exc
+        # A bug: log the traceback on the server, show no traceback to the user.
         log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
         raise gr.Error(
             f"Something went wrong on our side ({type(exc).__name__}). The details are in the server log.",
@@ -76,12 +92,48 @@ def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
+def _visitor_cookie(request: gr.Request) -> str | None:
+    try:
+        cookies = request.cookies  # a starlette mapping, or a plain object after ZeroGPU pickled the request
+        value = cookies[VISITOR_COOKIE] if VISITOR_COOKIE in cookies else None
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) and VISITOR_ID_RE.match(value) else None
+
+
 def request_owner(services: Services, request: gr.Request | None) -> str:
-    """Locally there is one owner; public deployments key everything by login or browser session."""
-    if not getattr(services.settings, "public", False) or request is None:
+    """Who owns what this request touches: the one place that decides it.
+
+    Locally there is one owner (``local``). On a public deployment (share link or Space) it is, in order:
+    the logged-in user (``--auth`` or Hugging Face OAuth), else the per-browser id in the visitor cookie
+    (set by ``ui.deploy``; it survives page reloads), else the page session (a client that keeps no
+    cookies). Owners are hashed into filesystem-safe ids, so no visitor can name another's folder.
+    """
+    if not getattr(services.settings, "public", False):
         return LOCAL_OWNER
+    if request is None:  # never fall back to a shared namespace on a public deployment
+        raise gr.Error("This request carries no visitor identity; reload the page.", print_exception=False)
     user = getattr(request, "username", None)
-    return owner_id(f"user:{user}" if user else f"session:{session_key(request)}")
+    if user:
+        return owner_id(f"user:{user}")
+    visitor = _visitor_cookie(request)
+    if visitor:
+        return owner_id(f"browser:{visitor}")
+    session = getattr(request, "session_hash", None)
+    if not session:
+        raise gr.Error("This request carries no visitor identity; reload the page.", print_exception=False)
+    return owner_id(f"session:{session}")
+
+
+def load_picture(path: Path | None) -> Image.Image | None:
+    """A stored picture (likeness preview) as pixels: Gradio caches them without serving our folders."""
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError:  # deleted or unreadable meanwhile: show nothing rather than fail the page
+        return None
 
 
 def missing_markdown(services: Services, roles: list[str]) -> str:

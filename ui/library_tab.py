@@ -9,7 +9,7 @@ import gradio as gr
 
 from portrait_studio.registry import EXPORT_FORMATS
 from portrait_studio.services import Services
-from ui.common import call_service, request_owner
+from ui.common import call_service, load_picture, request_owner
 
 
 def build(services: Services) -> dict[str, gr.Component]:
@@ -40,9 +40,10 @@ def build(services: Services) -> dict[str, gr.Component]:
         records = services.registry.list(request_owner(services, request))
         items = []
         for record in records:
-            picture = record.preview_path or record.reference_path
-            if picture:
-                items.append((str(picture), record.name))
+            # Pixels, not paths: Gradio caches them, and the registry folder is never served.
+            picture = load_picture(record.preview_path or record.reference_path)
+            if picture is not None:
+                items.append((picture, record.name))
         choices = [(f"{r.name} ({r.source})", r.slug) for r in records]
         value = selected if selected in {r.slug for r in records} else (records[0].slug if records else None)
         return gr.update(value=items), gr.update(choices=choices, value=value)

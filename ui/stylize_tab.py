@@ -1,34 +1,58 @@
-"""Stylize tab: prompt to portraits (likeness, presets, templates and anime build on this)."""
+"""Stylize tab: likeness portraits from presets or prompts, template portraits, best-of-N, photo to anime."""
 
 from __future__ import annotations
 
-import gradio as gr
+from pathlib import Path
 
-from portrait_studio.media.outputs import save_png
-from portrait_studio.models.manager import DEFAULT_SCHEDULER, SCHEDULERS
+import gradio as gr
+from PIL import Image
+
+from portrait_studio.media.outputs import read_png_metadata, save_png
+from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.services import Services
-from portrait_studio.stylize.generate import GenerateRequest, generate
+from portrait_studio.stylize.anime import MODES, STYLES, anime_portrait
+from portrait_studio.stylize.outputs import save_images, zip_outputs
+from portrait_studio.stylize.request import CONTROLS, StylizeRequest
+from portrait_studio.stylize.service import stylize
+from portrait_studio.stylize.templates import list_templates, load_template
 from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
 TASK = "stylize"
 
 
-def build(services: Services, tokens: CancelTokens) -> None:
+def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     gr.Markdown(missing_markdown(services, ["base"]))
     with gr.Row():
         with gr.Column(scale=2):
+            likeness = likeness_dropdown(elem_id="stylize-likeness")
+            likeness_weight = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Likeness weight")
+            preset = gr.Dropdown(preset_choices(services), value="", label="Style preset", elem_id="stylize-preset")
             prompt = gr.Textbox(
-                label="Prompt", lines=3, placeholder="studio portrait photo, soft light, 85mm", elem_id="stylize-prompt"
+                label="Prompt (added to the preset's, or on its own)", lines=3,
+                placeholder="studio portrait photo, soft light, 85mm", elem_id="stylize-prompt",
             )
-            negative = gr.Textbox(label="Negative prompt", value="blurry, deformed, low quality")
+            negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
                 n_images = gr.Slider(1, 8, value=1, step=1, label="Images")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
-            with gr.Accordion("Advanced", open=False):
-                sampler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Sampler")
-                steps = gr.Slider(1, 100, value=25, step=1, label="Steps", elem_id="stylize-steps")
-                guidance = gr.Slider(0, 20, value=7.0, step=0.5, label="Guidance")
+            best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
+            restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
+            with gr.Accordion("Template portrait: put the likeness into a photo", open=False):
+                template_upload = gr.Image(label="Template photo", type="pil", sources=["upload", "clipboard"])
+                template_name = gr.Dropdown(["", *list_templates(services.settings)], value="",
+                                            label="…or one of your templates (<home>/templates)")
+                denoise = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="How much of the face to repaint")
+                control = gr.Radio(list(CONTROLS), value="canny", label="Keep the template's structure with")
+            with gr.Accordion("Style LoRAs", open=False):
+                style_loras = gr.Dropdown([], multiselect=True, label="Imported LoRAs from your Library")
+                style_weight = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Style LoRA weight")
+            with gr.Accordion("Advanced", open=False, elem_id="stylize-advanced"):
+                sampler = gr.Dropdown(["(preset)", *SCHEDULERS], value="(preset)", label="Sampler")
+                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = preset/default)",
+                                  elem_id="stylize-steps")
+                guidance = gr.Slider(0, 20, value=0, step=0.5, label="Guidance (0 = preset/default)")
                 width = gr.Slider(0, 1024, value=0, step=8, label="Width (0 = model default)")
                 height = gr.Slider(0, 1024, value=0, step=8, label="Height (0 = model default)")
             with gr.Row():
@@ -37,35 +61,68 @@ def build(services: Services, tokens: CancelTokens) -> None:
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Results", columns=2, height=480, elem_id="stylize-gallery")
             notes = gr.Markdown(elem_id="stylize-notes")
+            with gr.Row():
+                send_to_animate = gr.Button("Send to Animate")
+                send_to_talk = gr.Button("Send to Talk")
+                zip_button = gr.Button("Download all (zip)")
+            zip_file = gr.File(label="All images", interactive=False)
+            settings_view = gr.JSON(label="Settings of the selected image")
+            with gr.Accordion("Photo to anime (AnimeGANv2)", open=False):
+                with gr.Row():
+                    anime_in = gr.Image(label="Photo", type="pil", sources=["upload", "clipboard"],
+                                        elem_id="anime-input")
+                    anime_out = gr.Image(label="Anime", type="filepath", interactive=False, elem_id="anime-output")
+                with gr.Row():
+                    anime_style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Style")
+                    anime_mode = gr.Radio(list(MODES), value="face", label="Aligned face, or the whole photo")
+                anime_run = gr.Button("Make it anime", elem_id="anime-run")
+                anime_notes = gr.Markdown()
+    paths_state = gr.State([])
+    selected = gr.State(None)
 
     @on_gpu(seconds=120)
-    def on_generate(prompt_text, negative_text, count, seed_value, sampler_name, step_count, cfg, w, h,
-                    request: gr.Request, progress=gr.Progress()):
+    def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
+                    template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
+                    sampler_name, step_count, cfg, w, h, request: gr.Request, progress=gr.Progress()):
+        owner = request_owner(services, request)
+        template = template_image if isinstance(template_image, Image.Image) else None
+        if template is None and template_choice:
+            template = call_service(load_template, services.settings, template_choice)
+        req = StylizeRequest(
+            prompt=prompt_text or "", preset=preset_id or None, negative_prompt=negative_text or "",
+            likeness=slug or None, likeness_weight=float(weight),
+            style_loras=[(s, float(lora_weight)) for s in (lora_slugs or [])],
+            template=template, denoise=float(denoise_value), control=control_kind, n=int(count), best_of=bool(rank),
+            seed=None if seed_value is None or seed_value < 0 else int(seed_value),
+            width=int(w) or None, height=int(h) or None, steps=int(step_count) or None,
+            guidance=float(cfg) or None, sampler=None if sampler_name == "(preset)" else sampler_name,
+            restore=float(restore_strength),
+        )
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
-            req = GenerateRequest(
-                prompt=prompt_text or "", negative_prompt=negative_text or "",
-                seed=None if seed_value is None or seed_value < 0 else int(seed_value), steps=int(step_count),
-                guidance=float(cfg), width=int(w) or None, height=int(h) or None, n=int(count),
-                sampler=sampler_name if sampler_name in SCHEDULERS else "",
-            )
-            result = call_service(generate, services.manager, req, progress_fn(progress), token)
+            result = call_service(stylize, services.manager, req, services.settings,
+                                  services.registry, owner, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
-        out_dir = services.output_dir(request_owner(services, request), TASK)
+        paths = save_images(result.images, services.output_dir(owner, TASK), stem="portrait")
         items = []
-        for item in result.images:
-            path = save_png(item.image, out_dir / f"portrait-{item.seed}.png", item.metadata)
-            items.append((str(path), f"seed {item.seed}"))
-        lines = [f"⚠️ {w}" for w in result.warnings]
-        lines.append(f"Seeds: {', '.join(str(i.seed) for i in result.images)}")
-        return items, "\n\n".join(lines)
+        for item, path in zip(result.images, paths, strict=True):
+            caption = f"seed {item.seed}"
+            if item.score is not None:
+                caption += f" · similarity {item.score:.2f}"
+            if result.random_weights:
+                caption += " · random weights"
+            items.append((str(path), caption))
+        extra = [f"Seeds: {', '.join(str(i.seed) for i in result.images)}"]
+        return items, notes_markdown(result.warnings, extra), [str(p) for p in paths], None
 
     event = run.click(
         on_generate,
-        inputs=[prompt, negative, n_images, seed, sampler, steps, guidance, width, height],
-        outputs=[gallery, notes],
+        inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
+                template_upload, template_name, denoise, control, style_loras, style_weight,
+                sampler, steps, guidance, width, height],
+        outputs=[gallery, notes, paths_state, selected],
         api_name="stylize",
         **GPU_QUEUE,
     )
@@ -76,3 +133,41 @@ def build(services: Services, tokens: CancelTokens) -> None:
 
     # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
     stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
+
+    def on_select(paths: list[str], evt: gr.SelectData):
+        if not paths or evt.index is None or evt.index >= len(paths):
+            return None, None
+        path = paths[evt.index]
+        return path, read_png_metadata(Path(path))
+
+    gallery.select(on_select, [paths_state], [selected, settings_view], api_name=False)
+
+    def on_zip(paths: list[str], request: gr.Request):
+        out = services.output_dir(request_owner(services, request), "zips") / "portraits.zip"
+        return str(call_service(zip_outputs, [Path(p) for p in paths or []], out))
+
+    zip_button.click(on_zip, [paths_state], [zip_file], api_name=False)
+
+    def refresh_style_loras(request: gr.Request):
+        records = services.registry.list(request_owner(services, request))
+        return gr.update(choices=[(r.name, r.slug) for r in records if r.source == "imported"])
+
+    likeness.focus(refresh_style_loras, None, [style_loras], api_name=False)
+    style_loras.focus(refresh_style_loras, None, [style_loras], api_name=False)
+
+    @on_gpu(seconds=60)
+    def on_anime(image, style, mode, request: gr.Request, progress=gr.Progress()):
+        if not isinstance(image, Image.Image):
+            raise gr.Error("Add a photo to turn into anime.")
+        if style not in STYLES or mode not in MODES:
+            raise gr.Error(f"Choose a style ({', '.join(STYLES)}) and a mode ({', '.join(MODES)}).")
+        result = call_service(anime_portrait, image, services.settings, style=style, mode=mode,
+                              progress=progress_fn(progress), manager=services.manager)
+        out = services.output_dir(request_owner(services, request), "anime") / f"anime-{style}.png"
+        save_png(result.image, out, result.metadata)
+        return str(out), notes_markdown(result.warnings)
+
+    anime_run.click(on_anime, [anime_in, anime_style, anime_mode], [anime_out, anime_notes], api_name="anime",
+                    **GPU_QUEUE)
+    return {"likeness": likeness, "selected": selected, "send_to_animate": send_to_animate,
+            "send_to_talk": send_to_talk}

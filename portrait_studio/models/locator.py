@@ -87,7 +87,8 @@ class ModelLocator:
         if override:
             return override
         if self.settings.profile == "tiny":
-            return f"tiny random model in {self.settings.tiny_dir / role.name}"
+            # No server path here: this string ends up in manifests and metadata that visitors see.
+            return f"tiny-random/{role.name}"
         return role.source.describe()
 
     # ---- tiny -------------------------------------------------------------------------------

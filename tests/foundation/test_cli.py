@@ -47,7 +47,7 @@ def test_profile_comes_from_the_environment_too(tmp_path: Path, offline_env, tin
     env = dict(offline_env, PORTRAIT_STUDIO_HOME=str(tiny_home), PORTRAIT_STUDIO_PROFILE="tiny")
     result = run_cli(["models"], env)
     assert result.returncode == 0, result.stderr
-    assert "tiny random model" in result.stdout
+    assert "tiny-random/base" in result.stdout
 
 
 def test_bad_arguments_exit_2_without_traceback(tmp_path: Path, offline_env) -> None:

@@ -1,0 +1,154 @@
+"""Two real apps (python app.py) on loopback, started in parallel once per session.
+
+- ``public_app``: a public deployment as a share link runs it (``PORTRAIT_STUDIO_PUBLIC=1``), no password,
+  a 1 MB upload cap. Visitors are told apart by the visitor cookie.
+- ``guarded_app``: a password (``--auth``), ZeroGPU simulated by the stub ``spaces`` package in
+  ``zerogpu_stub/`` (arguments and results pickled as across ZeroGPU's process boundary), one planned
+  out-of-memory (the first stylize job), one planned slow job (the first photo check holds the GPU for
+  ``SLOW_JOB_SECONDS``) and a queue with room for one waiting job.
+
+Both share the session's tiny models (built once, in this process, while the apps boot).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from portrait_studio.config import Settings
+from tests.app.conftest import RunningApp, free_port, stop_app
+from tests.conftest import REPO
+
+STUB_DIR = Path(__file__).resolve().parent / "zerogpu_stub"
+USER, PASSWORD = "ada", "correct-horse-battery"
+GUARDED_QUEUE_SIZE = 1
+UPLOAD_CAP_MB = 1
+SLOW_JOB_SECONDS = 8
+
+
+def launch(home: Path, *args: str, env_extra: dict[str, str] | None = None, port: int | None = None) -> RunningApp:
+    """Start ``python app.py`` without waiting for it (see :func:`wait_ready`)."""
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTRAIT_STUDIO_")}
+    env.update(PORTRAIT_STUDIO_HOME=str(home), HF_HOME=str(home / "hf"), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    env.update(env_extra or {})
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "app.log"
+    log_file = open(log_path, "a")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), *args], cwd=REPO, env=env, stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    return RunningApp(f"http://127.0.0.1:{port}/", home, process, log_path)
+
+
+def wait_ready(app: RunningApp, timeout: float = 120) -> RunningApp:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"app exited with {app.process.returncode}:\n{app.log()[-4000:]}")
+        try:
+            with urllib.request.urlopen(app.url, timeout=2) as response:
+                if response.status == 200:
+                    return app
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # the login wall answers: the server is up
+                return app
+            time.sleep(0.3)
+        except OSError:
+            time.sleep(0.3)
+    app.process.kill()
+    raise RuntimeError(f"app did not answer on {app.url} within {timeout}s:\n{app.log()[-4000:]}")
+
+
+def port_of(app: RunningApp) -> int:
+    return int(app.url.rstrip("/").rsplit(":", 1)[1])
+
+
+@dataclass
+class DeployApps:
+    public: RunningApp
+    guarded: RunningApp
+    stub_log: Path
+    public_launch: tuple[tuple[str, ...], dict[str, str]]
+
+    def restart_public(self) -> RunningApp:
+        """Start the public app again on the same home and port (after a test killed it)."""
+        args, env = self.public_launch
+        fresh = wait_ready(launch(self.public.home, *args, env_extra=env, port=port_of(self.public)))
+        self.public.process = fresh.process  # the fixture's object: later tests use the new process
+        return self.public
+
+
+def _share_tiny_models(home: Path, tiny_settings: Settings) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    tiny_settings.tiny_dir.mkdir(parents=True, exist_ok=True)
+    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
+
+
+@pytest.fixture(scope="session")
+def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Settings) -> Iterator[DeployApps]:
+    public_home = tmp_path_factory.mktemp("public_home")
+    guarded_home = tmp_path_factory.mktemp("guarded_home")
+    for home in (public_home, guarded_home):
+        _share_tiny_models(home, tiny_settings)
+    stub_log = guarded_home / "zerogpu-stub.log"
+    common = {"PORTRAIT_STUDIO_PUBLIC": "1", "PORTRAIT_STUDIO_MAX_UPLOAD_MB": str(UPLOAD_CAP_MB)}
+    public_args = ("--profile", "tiny")
+    public = launch(public_home, *public_args, env_extra=common)
+    guarded = launch(
+        guarded_home, "--profile", "tiny", "--auth", f"{USER}:{PASSWORD}",
+        env_extra={**common, "SPACES_ZERO_GPU": "true", "ZEROGPU_STUB_LOG": str(stub_log),
+                   "PYTHONPATH": os.pathsep.join([str(STUB_DIR), str(REPO)]),
+                   "PORTRAIT_STUDIO_INJECT_FAULT": f"oom:stylize:1,slow:check_photos:1:{SLOW_JOB_SECONDS}",
+                   "PORTRAIT_STUDIO_QUEUE_SIZE": str(GUARDED_QUEUE_SIZE)},
+    )
+    try:
+        # While both boot: the tiny models they share (a no-op when another test area built them already).
+        from portrait_studio.models.locator import ModelLocator
+
+        ModelLocator(tiny_settings).path("base")
+        wait_ready(public)
+        wait_ready(guarded)
+        yield DeployApps(public, guarded, stub_log, (public_args, common))
+    finally:
+        stop_app(public)
+        stop_app(guarded)
+
+
+@pytest.fixture(scope="session")
+def public_app(deploy_apps: DeployApps) -> RunningApp:
+    return deploy_apps.public
+
+
+@pytest.fixture(scope="session")
+def guarded_app(deploy_apps: DeployApps) -> RunningApp:
+    return deploy_apps.guarded
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Five real photos of one person (grace_hopper.jpg variants), small enough for the upload cap."""
+    from tests.likeness.helpers import photo_variants
+
+    return photo_variants(tmp_path_factory.mktemp("photos"), count=5)
+
+
+@pytest.fixture(scope="session")
+def lora_file(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Settings) -> Path:
+    """A valid kohya LoRA for the tiny base model (importable in the Library)."""
+    from portrait_studio.models.locator import ModelLocator
+    from portrait_studio.registry import base_shapes_from_model_dir
+    from tests.registry.lora_test_files import lora_tensors, write_kohya
+
+    shapes = base_shapes_from_model_dir(ModelLocator(tiny_settings).path("base"))
+    return write_kohya(tmp_path_factory.mktemp("lora") / "style.safetensors", lora_tensors(shapes), alpha=2.0)

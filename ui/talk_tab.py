@@ -1,0 +1,85 @@
+"""Talk tab: a portrait plus speech becomes a talking-head video (MP4 with the audio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from portrait_studio.services import Services
+from portrait_studio.talk.service import TalkOptions, talk
+from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
+from ui.gpu import GPU_QUEUE, on_gpu
+from ui.widgets import likeness_dropdown, notes_markdown
+
+TASK = "talk"
+
+
+def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
+    gr.Markdown(missing_markdown(services, ["sadtalker"]))
+    with gr.Row():
+        with gr.Column(scale=2):
+            portrait = gr.Image(label="Portrait (one clear face)", type="pil", sources=["upload", "clipboard"],
+                                elem_id="talk-portrait")
+            likeness = likeness_dropdown("…or a likeness's reference face", elem_id="talk-likeness")
+            audio = gr.Audio(label="Speech (wav, mp3, m4a, ogg, flac or the microphone)", type="filepath",
+                             sources=["upload", "microphone"], elem_id="talk-audio")
+            with gr.Row():
+                still = gr.Checkbox(label="Still head (lips and expression only)", value=False)
+                enhance = gr.Checkbox(label="Enhance face (GFPGAN)", value=False)
+            with gr.Accordion("Advanced", open=False):
+                expression = gr.Slider(0, 3, value=1.0, step=0.1, label="Expression scale")
+                pose_style = gr.Slider(0, 45, value=0, step=1, label="Head-motion style")
+                mode = gr.Radio(["crop", "full"], value="crop", label="Output", info="the face crop, or pasted back")
+                size = gr.Radio([256, 512], value=256, label="Renderer size")
+            with gr.Row():
+                run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
+                stop = gr.Button("Cancel", variant="stop")
+        with gr.Column(scale=3):
+            video = gr.Video(label="Talking head", elem_id="talk-video")
+            notes = gr.Markdown(elem_id="talk-notes")
+
+    @on_gpu(seconds=300)
+    def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
+                request: gr.Request, progress=gr.Progress()):
+        owner = request_owner(services, request)
+        if slug:
+            record = call_service(services.registry.get, owner, slug)
+            if record.reference_path is None:
+                raise gr.Error(f"Likeness '{record.name}' has no reference face; upload a portrait instead.")
+            with Image.open(record.reference_path) as ref:
+                image = ref.convert("RGB")
+        if not isinstance(image, Image.Image):
+            raise gr.Error("Add a portrait (upload one, pick a likeness, or send one from Stylize/Animate).")
+        if not speech:
+            raise gr.Error("Add speech: upload an audio file or record with the microphone.")
+        if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):
+            raise gr.Error("Choose output crop or full, and renderer 256 or 512.")
+        options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
+                              mode=out_mode, size=int(renderer), enhance=bool(restore))
+        session = session_key(request)
+        token = tokens.start(session, TASK)
+        try:
+            out_path = services.output_dir(owner, TASK) / "talk.mp4"
+            result = call_service(talk, image, Path(speech), out_path, services.settings, options,
+                                  services.manager, progress_fn(progress), token)
+        finally:
+            tokens.finish(session, TASK, token)
+        extra = [f"{result.frames} frames, {result.duration:.2f} s"]
+        return str(result.video_path), notes_markdown(result.warnings, extra)
+
+    event = run.click(
+        on_talk,
+        inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size],
+        outputs=[video, notes],
+        api_name="talk",
+        **GPU_QUEUE,
+    )
+
+    def on_cancel(request: gr.Request):
+        if tokens.cancel(session_key(request), TASK):
+            gr.Info("Cancelling after the current frame…")
+
+    stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
+    return {"portrait": portrait, "likeness": likeness}

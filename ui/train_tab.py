@@ -1,0 +1,174 @@
+"""Train Likeness tab: check the photos (with a visual report), then train a LoRA as a background job."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from portrait_studio.faces.pipeline import prepare_faces
+from portrait_studio.faces.report import NotEnoughFacesError
+from portrait_studio.likeness.config import PRESETS, preset_config
+from portrait_studio.services import Services
+from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
+from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
+
+CONSENT = (
+    "I am the person in these photos, or they agreed to this. I will not use the likeness to deceive, "
+    "harass or impersonate anyone. Generated images are labelled as AI-generated."
+)
+ZERO_GPU_NOTE = (
+    "Training is switched off on this ZeroGPU Space: a training run takes 10–30 minutes of GPU time, "
+    "more than ZeroGPU gives one request. Train on your own GPU (`./launch.sh`) or a Space with a dedicated "
+    "GPU, then import the LoRA in Library."
+)
+
+
+def _photo_paths(files: list | None) -> list[Path]:
+    return [Path(getattr(f, "name", f)) for f in (files or [])]
+
+
+def _verdict_rows(entries) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        rows.append({
+            "photo": e.path.name, "verdict": e.status, "reason": e.reason,
+            "similarity": None if e.similarity is None else round(e.similarity, 3),
+            "score": None if e.score is None else round(e.score, 3),
+            "angle": None if e.angle is None else round(e.angle, 3),
+        })
+    return pd.DataFrame(rows, columns=["photo", "verdict", "reason", "similarity", "score", "angle"])
+
+
+def _status_markdown(status) -> str:
+    if status is None:
+        return "No training job yet."
+    parts = [f"**{status.name}** — {status.state}"]
+    if status.queue_position:
+        parts.append(f"waiting in line: position {status.queue_position}")
+    if status.max_steps:
+        parts.append(f"step {status.step}/{status.max_steps}")
+    if status.loss is not None:
+        parts.append(f"loss {status.loss:.4f}")
+    if status.eta_seconds and not status.done:
+        parts.append(f"about {int(status.eta_seconds // 60)} min {int(status.eta_seconds % 60)} s left")
+    text = " · ".join(parts)
+    if status.message:
+        text += f"\n\n{status.message}"
+    if status.error:
+        text += f"\n\n**Error:** {status.error}"
+    if status.state == "succeeded" and status.slug:
+        text += f"\n\nSaved to your Library as **{status.slug}**."
+    if status.random_weights:
+        text += "\n\n⚠️ Trained on random-weight test models (tiny profile): this likeness is for testing the flow only."
+    return text
+
+
+def _similarity_frame(status) -> pd.DataFrame:
+    points = status.checkpoints if status else []
+    return pd.DataFrame({"step": [p.step for p in points], "similarity": [p.best for p in points]})
+
+
+def build(services: Services) -> dict[str, gr.Component]:
+    if zero_gpu():
+        gr.Markdown(ZERO_GPU_NOTE)
+    gr.Markdown(missing_markdown(services, ["base"]))
+    with gr.Row():
+        with gr.Column(scale=2):
+            photos = gr.File(label=f"Selfies ({services.settings.min_photos}–{services.settings.max_photos} photos)",
+                             file_count="multiple", file_types=["image"], elem_id="train-photos")
+            check = gr.Button("Check photos", elem_id="train-check")
+            name = gr.Textbox(label="Name of the likeness", placeholder="e.g. Ada", elem_id="train-name")
+            preset = gr.Radio(list(PRESETS), value="Balanced", label="Training preset",
+                              info="Quick: a first look. Balanced: the EasyPhoto recipe. Max: longest, trains the "
+                                   "text encoder too")
+            steps = gr.Number(value=0, precision=0, label="Steps (0 = from the preset)", elem_id="train-steps")
+            keep = gr.Checkbox(label="Keep my photos after training (otherwise they are deleted)", value=False)
+            consent = gr.Checkbox(label=CONSENT, value=False, elem_id="train-consent")
+            with gr.Row():
+                start = gr.Button("Train", variant="primary", interactive=not zero_gpu(), elem_id="train-start")
+                cancel = gr.Button("Cancel training", variant="stop")
+        with gr.Column(scale=3):
+            sheet = gr.Image(label="Photo check", type="pil", interactive=False, elem_id="train-sheet")
+            verdicts = gr.Dataframe(_verdict_rows([]), label="Verdicts", interactive=False, wrap=True)
+            check_notes = gr.Markdown(elem_id="train-check-notes")
+            job_id = gr.State("")
+            status_md = gr.Markdown("No training job yet.", elem_id="train-status")
+            plot = gr.LinePlot(x="step", y="similarity", title="Face similarity per checkpoint", height=220,
+                               y_lim=[0, 1])
+            preview = gr.Image(label="Result", interactive=False)
+    timer = gr.Timer(2.0, active=False)
+
+    @on_gpu(seconds=60, task="check_photos")  # face models run on the GPU too: same queue as every model job
+    def on_check(files, request: gr.Request, progress=gr.Progress()):
+        paths = _photo_paths(files)
+        if not paths:
+            raise gr.Error("Add your selfies first.")
+        out_dir = services.output_dir(request_owner(services, request), "photo-check")
+
+        def check_photos() -> object:
+            try:
+                return prepare_faces(paths, out_dir, services.settings, restore=False, progress=progress_fn(progress))
+            except NotEnoughFacesError as exc:  # still worth showing: the sheet says why for each photo
+                return exc
+
+        try:
+            prepared = call_service(check_photos)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)  # a preview only: the training job prepares its own copy
+        if isinstance(prepared, NotEnoughFacesError):
+            return prepared.contact_sheet, _verdict_rows(prepared.entries), f"⚠️ {prepared}"
+        note = f"{len(prepared.kept)} of {len(prepared.entries)} photos will be used (backend: {prepared.backend})."
+        extra = [f"⚠️ {w}" for w in prepared.warnings]
+        return prepared.contact_sheet, _verdict_rows(prepared.entries), "\n\n".join([note, *extra])
+
+    def on_start(files, likeness_name, preset_name, step_count, keep_photos, agreed, request: gr.Request):
+        if zero_gpu():
+            raise gr.Error(ZERO_GPU_NOTE, print_exception=False)
+        paths = _photo_paths(files)
+        if preset_name not in PRESETS:
+            raise gr.Error(f"Choose a preset: {', '.join(PRESETS)}.")
+        overrides = {"steps": int(step_count)} if step_count and int(step_count) > 0 else {}
+        # Train at the base model's native size (512 for SD1.5); it also fails early when weights are missing.
+        overrides["resolution"] = call_service(services.manager.sd_info).default_size
+        config = call_service(preset_config, preset_name, max(len(paths), 1), **overrides)
+        owner = request_owner(services, request)
+        new_id = call_service(services.jobs.submit, owner, likeness_name or "", paths, config, bool(agreed),
+                              bool(keep_photos))
+        status = services.jobs.status(owner, new_id)
+        return new_id, _status_markdown(status), _similarity_frame(status), gr.Timer(active=True)
+
+    def on_tick(current: str, request: gr.Request):
+        owner = request_owner(services, request)
+        jobs = services.jobs.list(owner)
+        status = next((j for j in jobs if j.job_id == current), jobs[0] if jobs else None)
+        if status is None:
+            return current, "No training job yet.", _similarity_frame(None), None, gr.Timer(active=False)
+        picture = None
+        if status.state == "succeeded" and status.slug:
+            try:
+                record = services.registry.get(owner, status.slug)
+                picture = load_picture(record.preview_path)
+            except Exception:  # deleted from the Library meanwhile
+                picture = None
+        return (status.job_id, _status_markdown(status), _similarity_frame(status), picture,
+                gr.Timer(active=not status.done))
+
+    def on_cancel(current: str, request: gr.Request):
+        owner = request_owner(services, request)
+        if not current:  # after a page reload or an app restart: the owner's newest job still running
+            current = next((j.job_id for j in services.jobs.list(owner) if not j.done), "")
+        if not current:
+            raise gr.Error("There is no training job to cancel.")
+        status = call_service(services.jobs.cancel, owner, current)
+        return _status_markdown(status)
+
+    check.click(on_check, [photos], [sheet, verdicts, check_notes], api_name="check_photos", **GPU_QUEUE)
+    photos.upload(on_check, [photos], [sheet, verdicts, check_notes], api_name=False, **GPU_QUEUE)
+    start.click(on_start, [photos, name, preset, steps, keep, consent], [job_id, status_md, plot, timer],
+                api_name="train")
+    timer.tick(on_tick, [job_id], [job_id, status_md, plot, preview, timer], api_name=False, show_progress="hidden")
+    cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training")
+    return {"status": status_md, "timer": timer, "job_id": job_id, "tick": on_tick}
