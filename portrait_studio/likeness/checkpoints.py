@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from portrait_studio.likeness.status import write_json_atomic
+
 LORA_FILE = "pytorch_lora_weights.safetensors"
 MANIFEST = "manifest.json"
 RESUME_STATE = "resume_state.pt"
@@ -108,19 +110,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_checkpoint(

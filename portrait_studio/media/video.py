@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -73,9 +74,21 @@ def _atomic_target(path: Path, suffix: str) -> Iterator[Path]:
         raise
 
 
+def _h264_writer(tmp: Path, width: int, height: int, fps: float, audio_path: Path | None) -> Any:
+    """An imageio-ffmpeg frame sink writing browser-playable H.264 (+ AAC audio when given)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.write_frames(
+        str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+        macro_block_size=1, ffmpeg_log_level="error",
+        output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart", *AI_METADATA]
+        + (["-shortest"] if audio_path else []),
+        audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
+    )
+
+
 def write_mp4(frames: Sequence[Frame], path: Path, fps: float, audio_path: Path | None = None) -> Path:
     """Encode ``frames`` (RGB arrays or PIL images) as H.264/yuv420p MP4 at ``fps``; mux ``audio_path`` as AAC."""
-    import imageio_ffmpeg
 
     if not 0 < fps <= 120:
         raise InputError(f"Frames per second must be between 0 and 120, got {fps}.")
@@ -85,13 +98,7 @@ def write_mp4(frames: Sequence[Frame], path: Path, fps: float, audio_path: Path 
     height, width = arrays[0].shape[:2]
     path = Path(path)
     with _atomic_target(path, ".mp4") as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart", *AI_METADATA]
-            + (["-shortest"] if audio_path else []),
-            audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
-        )
+        writer = _h264_writer(tmp, width, height, fps, audio_path)
         writer.send(None)  # start ffmpeg
         try:
             for array in arrays:
@@ -163,7 +170,6 @@ def stream_mp4(
 
     Returns the number of frames written. All frames must share the first frame's size.
     """
-    import imageio_ffmpeg
 
     if not 0 < fps <= 120:
         raise InputError(f"Frames per second must be between 0 and 120, got {fps}.")
@@ -178,13 +184,7 @@ def stream_mp4(
     path = Path(path)
     written = 0
     with _atomic_target(path, ".mp4") as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart", *AI_METADATA]
-            + (["-shortest"] if audio_path else []),
-            audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None,
-        )
+        writer = _h264_writer(tmp, width, height, fps, audio_path)
         writer.send(None)
         try:
             writer.send(first)
