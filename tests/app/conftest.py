@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,31 +35,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(home: Path, *args: str, env_extra: dict[str, str] | None = None, timeout: float = 120) -> RunningApp:
-    port = free_port()
+def launch(home: Path, *args: str, env_extra: dict[str, str] | None = None, port: int | None = None) -> RunningApp:
+    """Start ``python app.py`` offline on loopback without waiting for it (see :func:`wait_ready`)."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTRAIT_STUDIO_")}
     env.update(PORTRAIT_STUDIO_HOME=str(home), HF_HOME=str(home / "hf"), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     env.update(env_extra or {})
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "app.log"
-    log_file = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    log_file = open(log_path, "a")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), *args], cwd=REPO, env=env, stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/"
+    return RunningApp(f"http://127.0.0.1:{port}/", home, process, log_path)
+
+
+def wait_ready(app: RunningApp, timeout: float = 120) -> RunningApp:
+    """Wait until the app answers HTTP (a 401 login wall counts as up); kill it and raise otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited with {process.returncode}:\n{log_path.read_text()}")
+        if app.process.poll() is not None:
+            raise RuntimeError(f"app exited with {app.process.returncode}:\n{app.log()[-4000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(app.url, timeout=2) as response:
                 if response.status == 200:
-                    return RunningApp(url, home, process, log_path)
+                    return app
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return app
+            time.sleep(0.3)
         except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"app did not answer on {url} within {timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+    app.process.kill()
+    raise RuntimeError(f"app did not answer on {app.url} within {timeout}s:\n{app.log()[-4000:]}")
+
+
+def start_app(home: Path, *args: str, env_extra: dict[str, str] | None = None, timeout: float = 120) -> RunningApp:
+    return wait_ready(launch(home, *args, env_extra=env_extra), timeout)
 
 
 def stop_app(app: RunningApp) -> None:

@@ -13,11 +13,6 @@ Both share the session's tiny models (built once, in this process, while the app
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from portrait_studio.config import Settings
-from tests.app.conftest import RunningApp, free_port, stop_app
+from tests.app.conftest import RunningApp, launch, stop_app, wait_ready
 from tests.conftest import REPO
 
 STUB_DIR = Path(__file__).resolve().parent / "zerogpu_stub"
@@ -33,41 +28,6 @@ USER, PASSWORD = "ada", "correct-horse-battery"
 GUARDED_QUEUE_SIZE = 1
 UPLOAD_CAP_MB = 1
 SLOW_JOB_SECONDS = 8
-
-
-def launch(home: Path, *args: str, env_extra: dict[str, str] | None = None, port: int | None = None) -> RunningApp:
-    """Start ``python app.py`` without waiting for it (see :func:`wait_ready`)."""
-    port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTRAIT_STUDIO_")}
-    env.update(PORTRAIT_STUDIO_HOME=str(home), HF_HOME=str(home / "hf"), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    env.update(env_extra or {})
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home / "app.log"
-    log_file = open(log_path, "a")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), *args], cwd=REPO, env=env, stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    return RunningApp(f"http://127.0.0.1:{port}/", home, process, log_path)
-
-
-def wait_ready(app: RunningApp, timeout: float = 120) -> RunningApp:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.process.poll() is not None:
-            raise RuntimeError(f"app exited with {app.process.returncode}:\n{app.log()[-4000:]}")
-        try:
-            with urllib.request.urlopen(app.url, timeout=2) as response:
-                if response.status == 200:
-                    return app
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:  # the login wall answers: the server is up
-                return app
-            time.sleep(0.3)
-        except OSError:
-            time.sleep(0.3)
-    app.process.kill()
-    raise RuntimeError(f"app did not answer on {app.url} within {timeout}s:\n{app.log()[-4000:]}")
 
 
 def port_of(app: RunningApp) -> int:
