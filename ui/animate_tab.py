@@ -11,7 +11,15 @@ from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
-from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
+from ui.common import (
+    CancelTokens,
+    call_service,
+    cancel_handler,
+    missing_markdown,
+    progress_fn,
+    request_owner,
+    session_key,
+)
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
@@ -51,7 +59,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 stop = gr.Button("Cancel", variant="stop")
         with gr.Column(scale=3):
             video = gr.Video(label="MP4", elem_id="animate-video", autoplay=True, loop=True)
-            gif = gr.Image(label="GIF", type="filepath", elem_id="animate-gif")
+            gif = gr.Image(label="GIF", type="filepath", interactive=False, elem_id="animate-gif")
             frames_zip = gr.File(label="Frames (zip)")
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
@@ -103,9 +111,5 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
-    def on_cancel(request: gr.Request):
-        if tokens.cancel(session_key(request), TASK):
-            gr.Info("Cancelling after the current step…")
-
-    stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
+    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
     return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk}

@@ -88,6 +88,16 @@ class CancelTokens:
                 del self._tokens[(session, task)]
 
 
+def cancel_handler(tokens: CancelTokens, task: str, message: str = "Cancelling after the current step…"):
+    """The Cancel button's handler: trips this session's token for ``task`` (the job stops within one step)."""
+
+    def on_cancel(request: gr.Request) -> None:
+        if tokens.cancel(session_key(request), task):
+            gr.Info(message)
+
+    return on_cancel
+
+
 def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 

@@ -15,7 +15,15 @@ from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
 from portrait_studio.stylize.templates import list_templates, load_template
-from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
+from ui.common import (
+    CancelTokens,
+    call_service,
+    cancel_handler,
+    missing_markdown,
+    progress_fn,
+    request_owner,
+    session_key,
+)
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
@@ -127,12 +135,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
-    def on_cancel(request: gr.Request):
-        if tokens.cancel(session_key(request), TASK):
-            gr.Info("Cancelling after the current step…")
-
     # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
-    stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
+    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
 
     def on_select(paths: list[str], evt: gr.SelectData):
         if not paths or evt.index is None or evt.index >= len(paths):

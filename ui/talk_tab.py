@@ -9,7 +9,15 @@ from PIL import Image
 
 from portrait_studio.services import Services
 from portrait_studio.talk.service import TalkOptions, talk
-from ui.common import CancelTokens, call_service, missing_markdown, progress_fn, request_owner, session_key
+from ui.common import (
+    CancelTokens,
+    call_service,
+    cancel_handler,
+    missing_markdown,
+    progress_fn,
+    request_owner,
+    session_key,
+)
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown
 
@@ -77,9 +85,6 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
-    def on_cancel(request: gr.Request):
-        if tokens.cancel(session_key(request), TASK):
-            gr.Info("Cancelling after the current frame…")
-
+    on_cancel = cancel_handler(tokens, TASK, "Cancelling after the current frame…")
     stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
     return {"portrait": portrait, "likeness": likeness}

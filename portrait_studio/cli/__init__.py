@@ -48,6 +48,11 @@ def common_options() -> argparse.ArgumentParser:
 _COMMON = common_options()
 
 
+def print_progress(fraction: float, message: str = "") -> None:
+    """A one-line progress display for long commands (overwritten in place)."""
+    print(f"\r[{fraction:6.1%}] {message:40}", end="", flush=True)
+
+
 def add_command(
     subparsers: argparse._SubParsersAction, name: str, handler: Handler, help: str
 ) -> argparse.ArgumentParser:

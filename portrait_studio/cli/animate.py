@@ -6,14 +6,10 @@ import argparse
 from pathlib import Path
 
 from portrait_studio.animate.request import INTERPOLATIONS, AnimateRequest, Likeness, parse_motion
-from portrait_studio.cli import add_command
+from portrait_studio.cli import add_command, print_progress
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
-
-
-def _print_progress(fraction: float, message: str = "") -> None:
-    print(f"\r[{fraction:6.1%}] {message:40}", end="", flush=True)
 
 
 def _likeness(name: str, weight: float, settings: Settings) -> tuple[Likeness, str | None]:
@@ -79,7 +75,7 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
         strength=args.strength,
         interpolate=args.interpolate,
     )
-    result = animate(manager, request, out.parent, progress=_print_progress, name=out.stem)
+    result = animate(manager, request, out.parent, progress=print_progress, name=out.stem)
     print()
     for path in (result.mp4_path, result.gif_path, result.frames_zip):
         print(path)

@@ -10,15 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from portrait_studio.cli import add_command
+from portrait_studio.cli import add_command, print_progress
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.stylize.request import CONTROLS
-
-
-def _print_progress(fraction: float, message: str = "") -> None:
-    print(f"\r[{fraction:6.1%}] {message:40}", end="", flush=True)
 
 
 def _style_lora(text: str) -> tuple[str, float]:
@@ -71,7 +67,7 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
         best_of=args.best_of, seed=args.seed, width=args.width, height=args.height, steps=args.steps,
         guidance=args.guidance, sampler=args.sampler, restore=args.restore,
     )
-    result = stylize(ModelManager(settings), request, settings, owner=args.owner, progress=_print_progress)
+    result = stylize(ModelManager(settings), request, settings, owner=args.owner, progress=print_progress)
     print()
     for path, item in zip(save_images(result.images, Path(args.out)), result.images, strict=True):
         score = f"  likeness {item.score:.3f}" if item.score is not None else ""

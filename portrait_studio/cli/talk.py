@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from portrait_studio.cli import add_command
+from portrait_studio.cli import add_command, print_progress
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
-
-
-def _print_progress(fraction: float, message: str = "") -> None:
-    print(f"\r[{fraction:6.1%}] {message:40}", end="", flush=True)
 
 
 def run_talk(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,7 +22,7 @@ def run_talk(args: argparse.Namespace, settings: Settings) -> int:
         still=args.still, enhance=args.enhance, size=args.size, mode=args.mode, pose_style=args.pose_style,
         expression_scale=args.expression_scale, seed=args.seed,
     )
-    result = talk(portrait, Path(args.audio), out, settings, options, progress=_print_progress)
+    result = talk(portrait, Path(args.audio), out, settings, options, progress=print_progress)
     print()
     print(result.video_path)
     print(f"{result.frames} frames, {result.duration:.2f} s")
