@@ -88,6 +88,19 @@ def blocked_paths(settings: Settings) -> list[str]:
     return [str(p) for p in (settings.registry_dir, settings.jobs_dir, settings.weights_dir, settings.tiny_dir)]
 
 
+def preload_for_zero_gpu(services: object) -> None:
+    """On ZeroGPU, put the base model on cuda at start-up; missing weights are reported by the tabs instead."""
+    from ui.gpu import zero_gpu
+
+    if not zero_gpu():
+        return
+    try:
+        keys = services.manager.preload("base")  # type: ignore[attr-defined]
+        logging.getLogger("portrait_studio").info("ZeroGPU: preloaded %s", ", ".join(keys))
+    except PortraitStudioError as exc:
+        logging.getLogger("portrait_studio").warning("ZeroGPU: base model not preloaded: %s", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.deploy import guard_middleware
 
     services = Services.create(settings)
+    preload_for_zero_gpu(services)
     if settings.public:
         Janitor([settings.outputs_dir, settings.temp_dir], settings.cleanup_after_hours * 3600).start()
     demo = build_app(services)

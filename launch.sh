@@ -16,16 +16,19 @@ if [[ "${1:-}" == "--test" ]]; then
   shift
 fi
 
+requirements_hash() {  # $1 = app|test: the files whose content decides what is installed
+  local files=(requirements.txt constraints.txt)
+  [[ "$1" == "test" ]] && files+=(requirements-test.txt)
+  cat "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
 ensure_venv() {
   if [[ ! -x "$VENV/bin/python" ]]; then
     echo "==> creating $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  local files=(requirements.txt constraints.txt)
-  [[ "$mode" == "test" ]] && files+=(requirements-test.txt)
-  local want stamp="$VENV/.install-stamp-$mode"
-  want="$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  local stamp="$VENV/.install-stamp-$mode"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$(requirements_hash "$mode")" ]]; then
     return
   fi
   echo "==> installing Python packages into $VENV (first run takes a few minutes)"
@@ -35,10 +38,11 @@ ensure_venv() {
   "${PIP[@]}" install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1 numpy cython
   "${PIP[@]}" install -q -c constraints.txt --no-build-isolation "$(grep -E '^basicsr==' requirements.txt)"
   "${PIP[@]}" install -q -r requirements.txt -c constraints.txt
+  requirements_hash app > "$VENV/.install-stamp-app"
   if [[ "$mode" == "test" ]]; then
     "${PIP[@]}" install -q -r requirements-test.txt -c constraints.txt
+    requirements_hash test > "$VENV/.install-stamp-test"
   fi
-  echo "$want" > "$stamp"
 }
 
 ensure_system_test_tools() {

@@ -90,6 +90,18 @@ class ModelManager:
         model.eval()
         return model
 
+    def preload(self, role: str = "base") -> list[str]:
+        """Load ``role``'s components and place them on the execution device now, not on first request.
+
+        ZeroGPU Spaces want models on ``cuda`` at start-up (the ``spaces`` package keeps them there between
+        calls); elsewhere it simply makes the first request warm. Returns the cache keys placed.
+        """
+        self.sd_components(role)
+        keys = [f"{role}:{name}" for name in SD_COMPONENTS]
+        with self.cache.use(*keys):
+            pass
+        return keys
+
     def fresh_scheduler(self, role: str = "base", name: str = DEFAULT_SCHEDULER) -> Any:
         import diffusers
 

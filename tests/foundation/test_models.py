@@ -114,3 +114,17 @@ def test_bad_requests_get_specific_errors(tiny_manager, changes, message) -> Non
         setattr(request, key, value)
     with pytest.raises(InputError, match=message):
         generate(tiny_manager, request)
+
+
+def test_preload_places_the_base_components_in_the_cache(tiny_settings) -> None:
+    from portrait_studio.models.manager import ModelManager
+
+    manager = ModelManager(tiny_settings)
+    keys = manager.preload("base")
+    assert keys == ["base:unet", "base:vae", "base:text_encoder", "base:tokenizer"]
+    assert all(key in manager.cache for key in keys)
+    assert not any(manager.cache.is_locked(key) for key in keys)
+    loads = manager.cache.stats.loads
+    with manager.sd_pipeline("txt2img"):
+        pass
+    assert manager.cache.stats.loads == loads  # the first request found everything warm
