@@ -1,0 +1,67 @@
+"""The other Stylize and Animate modes through the running app's API: template, preset, anime, from a portrait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from tests.app.test_app_client import stylize_args
+
+
+@pytest.fixture(scope="module")
+def portrait(tmp_path_factory) -> Path:
+    from matplotlib import cbook
+
+    path = tmp_path_factory.mktemp("portrait") / "grace.png"
+    Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(tiny_app) -> Client:
+    return Client(tiny_app.url, verbose=False)
+
+
+def test_template_portrait_repaints_inside_the_photo(client, portrait) -> None:
+    args = list(stylize_args(prompt="oil painting portrait", seed=3))
+    args[9] = handle_file(str(portrait))  # template photo
+    gallery, notes = client.predict(*args, api_name="/stylize")
+    with Image.open(gallery[0]["image"]) as image, Image.open(portrait) as template:
+        assert image.size == template.size  # template mode keeps the photo's frame
+    assert "random" in notes.lower()
+
+
+def test_a_template_without_a_face_is_refused(client, tmp_path) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (256, 256), (120, 140, 160)).save(blank)
+    args = list(stylize_args())
+    args[9] = handle_file(str(blank))
+    with pytest.raises(Exception, match="face"):
+        client.predict(*args, api_name="/stylize")
+
+
+def test_preset_without_prompt(client) -> None:
+    args = list(stylize_args(prompt=""))
+    args[2] = "watercolor"
+    gallery, _ = client.predict(*args, api_name="/stylize")
+    assert len(gallery) == 1
+
+
+def test_photo_to_anime(client, portrait) -> None:
+    picture, notes = client.predict(handle_file(str(portrait)), "face_paint_512_v2", "full", api_name="/anime")
+    with Image.open(picture) as image:
+        assert image.mode == "RGB" and max(image.size) == 512
+    assert "random" in notes.lower()
+
+
+def test_animation_from_a_portrait(client, portrait) -> None:
+    mp4, gif, frames_zip, notes = client.predict(
+        "", 0.8, "", "smiling", "", handle_file(str(portrait)), 0.6, ["zoom-in"], 0.8, 4, 8, 2, 5.0, 1, "none",
+        False, api_name="/animate",
+    )
+    video_path = mp4["video"] if isinstance(mp4, dict) else mp4
+    assert Path(video_path).suffix == ".mp4" and Path(frames_zip).suffix == ".zip"
+    assert "4 frames at 8 fps" in notes
