@@ -83,41 +83,32 @@ def _cached(role: str, path: Path, device: torch.device, build) -> torch.nn.Modu
         return _cache[key]
 
 
-def load_retinaface(path: Path, device: torch.device) -> torch.nn.Module:
+def _load(role: str, path: Path, device: torch.device, new_model, part=lambda model: model) -> torch.nn.Module:
+    """Build ``new_model()``, load ``path`` strictly into ``part(model)``, and cache it per role/path/device."""
+
     def build() -> torch.nn.Module:
-        model = new_retinaface(device)
-        _load_into(model, read_state_dict(path, DETECTION_ROLE), DETECTION_ROLE, path)
+        model = new_model()
+        _load_into(part(model), read_state_dict(path, role), role, path)
         return model.to(device).eval()
 
-    return _cached(DETECTION_ROLE, path, device, build)
+    return _cached(role, path, device, build)
+
+
+def load_retinaface(path: Path, device: torch.device) -> torch.nn.Module:
+    return _load(DETECTION_ROLE, path, device, lambda: new_retinaface(device))
 
 
 def load_parsenet(path: Path, device: torch.device) -> torch.nn.Module:
-    def build() -> torch.nn.Module:
-        model = new_parsenet()
-        _load_into(model, read_state_dict(path, PARSING_ROLE), PARSING_ROLE, path)
-        return model.to(device).eval()
-
-    return _cached(PARSING_ROLE, path, device, build)
+    return _load(PARSING_ROLE, path, device, new_parsenet)
 
 
 def load_arcface(path: Path, device: torch.device) -> torch.nn.Module:
-    def build() -> torch.nn.Module:
-        model = new_arcface()
-        _load_into(model, read_state_dict(path, RECOGNITION_ROLE), RECOGNITION_ROLE, path)
-        return model.to(device).eval()
-
-    return _cached(RECOGNITION_ROLE, path, device, build)
+    return _load(RECOGNITION_ROLE, path, device, new_arcface)
 
 
 def load_hyperiqa(path: Path, device: torch.device) -> torch.nn.Module:
-    def build() -> torch.nn.Module:
-        model = new_hyperiqa()
-        # The release file holds the hyper network only; the target network is generated per image.
-        _load_into(model.hypernet, read_state_dict(path, QUALITY_ROLE), QUALITY_ROLE, path)
-        return model.to(device).eval()
-
-    return _cached(QUALITY_ROLE, path, device, build)
+    # The release file holds the hyper network only; the target network is generated per image.
+    return _load(QUALITY_ROLE, path, device, new_hyperiqa, part=lambda model: model.hypernet)
 
 
 def facexlib_weights_dir(settings: Settings, roles: tuple[str, ...] = (DETECTION_ROLE, PARSING_ROLE)) -> Path:
