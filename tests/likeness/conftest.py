@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+
+from portrait_studio.config import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +17,15 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def job_settings(tiny_settings: Settings, tmp_path: Path) -> Settings:
+    """A home of its own for jobs and the registry, sharing the session's tiny models (built once)."""
+    from portrait_studio.models.locator import ModelLocator
+
+    ModelLocator(tiny_settings).path("base")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
+    return tiny_settings.replace(home=home)

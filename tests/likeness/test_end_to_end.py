@@ -20,14 +20,8 @@ dlib_available = pytest.importorskip("portrait_studio.faces.dlib_backend").dlib_
 
 
 @pytest.fixture()
-def settings(tiny_settings: Settings, tmp_path: Path) -> Settings:
-    from portrait_studio.models.locator import ModelLocator
-
-    ModelLocator(tiny_settings).path("base")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
-    return tiny_settings.replace(home=home, face_backend="dlib")
+def settings(job_settings: Settings) -> Settings:
+    return job_settings.replace(face_backend="dlib")
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,8 @@ FAKE_WORKER = [sys.executable, str(Path(__file__).with_name("fake_worker.py"))]
 
 
 @pytest.fixture()
-def settings(tiny_settings: Settings, tmp_path: Path) -> Settings:
-    # A job home of its own, sharing the session's tiny models (built once).
-    from portrait_studio.models.locator import ModelLocator
-
-    ModelLocator(tiny_settings).path("base")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
-    return tiny_settings.replace(home=home)
+def settings(job_settings: Settings) -> Settings:
+    return job_settings
 
 
 @pytest.fixture(scope="module")
