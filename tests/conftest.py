@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from portrait_studio.config import Settings, settings_from_env
+from tests.kernel_paths import KERNEL_PATHS
+from tests.kernel_paths import kernel_path as use_kernel_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,3 +43,10 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         PYTHONPATH=str(REPO),
     )
     return env
+
+
+@pytest.fixture(params=KERNEL_PATHS)
+def kernel_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Golden tests take this fixture to run once per CPU kernel path (see tests/kernel_paths.py)."""
+    with use_kernel_path(request.param):
+        yield request.param

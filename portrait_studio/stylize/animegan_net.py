@@ -153,10 +153,12 @@ def state_dict_problems(state: Mapping[str, torch.Tensor]) -> list[str]:
     return problems
 
 
-def generator_from_state_dict(state: Mapping[str, torch.Tensor], align_corners: bool = True) -> AnimeGANGenerator:
-    """An eval-mode generator with ``state`` loaded strictly (float32, no gradients)."""
-    net = AnimeGANGenerator(align_corners=align_corners)
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+def generator_from_state_dict(
+    state: Mapping[str, torch.Tensor], align_corners: bool = True, dtype: torch.dtype = torch.float32
+) -> AnimeGANGenerator:
+    """An eval-mode generator with ``state`` loaded strictly (float32 unless asked, no gradients)."""
+    net = AnimeGANGenerator(align_corners=align_corners).to(dtype)
+    net.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
     net.requires_grad_(False)
     return net.eval()
 

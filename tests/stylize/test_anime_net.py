@@ -3,6 +3,15 @@
 ``tests/fixtures/animegan_keys.json`` lists the reference state dict (names, shapes, order) and
 ``animegan_golden.npz`` holds the reference outputs for fixed inputs with the synthetic weights below;
 both were generated once outside the repository from bryandlee/animegan2-pytorch's model.py.
+
+Precision argument (why the golden test holds on every CPU and still catches a wrong layer): the reference
+outputs were computed in float64 and the test runs our network in float64. float32 through these ~20
+convolutions does not agree across CPUs (a float32 run differs from the float64 truth by up to 4.6e-4, and
+kernels that sum in another order land elsewhere in that range). In float64 the same bound is about
+depth x terms per sum x eps = 20 x 3136 x 1.1e-16 = 7e-12 relative on outputs bounded by 1 (tanh), so
+``GOLDEN_ATOL = 1e-9`` leaves a margin of 100x for any kernel, while one wrong operation moves the output by
+1e-3 or more (``test_one_wrong_layer_fails_the_golden_test``). Every golden test runs on three kernel paths
+(default, one thread, oneDNN off: ``tests/kernel_paths.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +43,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REFERENCE = json.loads((FIXTURES / "animegan_keys.json").read_text())
 
 
-def synthetic_state(tensors: list[tuple[str, list[int]]]) -> dict[str, torch.Tensor]:
+GOLDEN_ATOL = 1e-9
+GOLDEN_CASES = [
+    ("input_24x32", "out_24x32_align", True),
+    ("input_24x32", "out_24x32_scale", False),
+    ("input_21x30", "out_21x30_align", True),
+]
+
+
+def synthetic_state(
+    tensors: list[tuple[str, list[int]]], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
     """Deterministic weights from a formula (no RNG): sines scaled like a sane init, per tensor kind."""
     state = {}
     for index, (name, shape) in enumerate(tensors):
@@ -45,7 +64,7 @@ def synthetic_state(tensors: list[tuple[str, list[int]]]) -> dict[str, torch.Ten
             values = 1.0 + 0.1 * values
         else:
             values = 0.1 * values
-        state[name] = values.reshape(shape).to(torch.float32)
+        state[name] = values.reshape(shape).to(dtype)
     return state
 
 
@@ -69,23 +88,57 @@ def test_every_norm_is_a_one_group_groupnorm_and_blocks_sit_under_layers() -> No
     assert sum(1 for n in names if n.endswith(".bias") and len(expected_shapes()[n]) == 1) == 24 + 4
 
 
-@pytest.mark.parametrize(
-    ("input_key", "output_key", "align_corners"),
-    [
-        ("input_24x32", "out_24x32_align", True),
-        ("input_24x32", "out_24x32_scale", False),
-        ("input_21x30", "out_21x30_align", True),
-    ],
-)
-def test_same_output_as_the_reference_with_the_same_weights(input_key: str, output_key: str,
-                                                           align_corners: bool) -> None:
-    golden = np.load(FIXTURES / "animegan_golden.npz")
-    net = generator_from_state_dict(synthetic_state(REFERENCE["tensors"]), align_corners=align_corners)
-    with torch.inference_mode():
-        out = net(torch.from_numpy(golden[input_key])).numpy()
-    assert out.shape == golden[output_key].shape
-    np.testing.assert_allclose(out, golden[output_key], rtol=0, atol=1e-5)
+def float64_generator(align_corners: bool) -> AnimeGANGenerator:
+    state = synthetic_state(REFERENCE["tensors"], dtype=torch.float64)
+    return generator_from_state_dict(state, align_corners=align_corners, dtype=torch.float64)
+
+
+def assert_matches_golden(net: AnimeGANGenerator, input_key: str, output_key: str) -> None:
+    with np.load(FIXTURES / "animegan_golden.npz") as golden:
+        assert golden[input_key].dtype == golden[output_key].dtype == np.float64
+        with torch.inference_mode():
+            out = net(torch.from_numpy(golden[input_key])).numpy()
+        assert out.shape == golden[output_key].shape
+        np.testing.assert_allclose(out, golden[output_key], rtol=0, atol=GOLDEN_ATOL)
     assert out.std() > 0.1  # the golden numbers are not saturated or constant
+
+
+@pytest.mark.parametrize(("input_key", "output_key", "align_corners"), GOLDEN_CASES)
+def test_same_output_as_the_reference_with_the_same_weights(input_key: str, output_key: str, align_corners: bool,
+                                                           kernel_path: str) -> None:
+    assert_matches_golden(float64_generator(align_corners), input_key, output_key)
+
+
+def _norm_per_channel(net: AnimeGANGenerator) -> None:
+    """One-group GroupNorm (normalise over C, H, W) swapped for a per-channel (instance) norm."""
+    unit = net.block_c[0]
+    norm = torch.nn.GroupNorm(unit[2].num_channels, unit[2].num_channels).to(torch.float64)
+    norm.load_state_dict(unit[2].state_dict())
+    unit[2] = norm
+
+
+def _zero_padding(net: AnimeGANGenerator) -> None:
+    """The last 7x7 unit pads with zeros instead of reflecting."""
+    net.block_e[2][0] = torch.nn.ZeroPad2d(3)
+
+
+def _transposed_weight(net: AnimeGANGenerator) -> None:
+    """A square 3x3 conv whose weight was read with input and output channels swapped."""
+    conv = net.block_d[0][1]
+    conv.weight.data = conv.weight.data.transpose(0, 1).contiguous()
+
+
+@pytest.mark.parametrize("break_one_layer", [_norm_per_channel, _zero_padding, _transposed_weight])
+def test_one_wrong_layer_fails_the_golden_test(break_one_layer) -> None:
+    input_key, output_key, align_corners = GOLDEN_CASES[0]
+    net = float64_generator(align_corners)
+    assert_matches_golden(net, input_key, output_key)
+    break_one_layer(net)
+    with pytest.raises(AssertionError) as failure:
+        assert_matches_golden(net, input_key, output_key)
+    # not a near miss: the broken layer is off by orders of magnitude more than the tolerance
+    worst = float(str(failure.value).split("Max absolute difference among violations: ")[1].split()[0])
+    assert worst > 1e3 * GOLDEN_ATOL
 
 
 def test_tiny_builder_writes_a_real_size_plain_state_dict_under_the_published_name(tmp_path: Path) -> None:

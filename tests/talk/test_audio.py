@@ -79,21 +79,56 @@ def test_corrupt_and_empty_files_are_rejected(tmp_path: Path) -> None:
         decode_audio(tmp_path / "missing.wav", max_seconds=60)
 
 
-def test_mel_matches_reference_recipe() -> None:
-    """Reference mels were computed once with the published audio code (librosa 0.9.2)."""
+# Precision argument for the mel golden (numpy, so torch's kernel paths do not apply): the reference ran in
+# float32, and so do we. Each output value comes from one 800-point FFT and one 401-term dot product, whose
+# float32 error, in any summation order, is below (401 + 10) x 6e-8 = 2.5e-5 relative on the band energy; the
+# dB conversion (8.7 dB per unit of relative error) and the normalisation (0.08 per dB) turn that into at most
+# 2e-5 on values in [-4, 4]. Measured: 3.1e-5 between our run and the fixture, 1.9e-5 between the fixture and
+# a float64 computation. MEL_ATOL = 2e-4 covers both sides' rounding on any machine with margin; a wrong step
+# of the recipe is off by 0.08 or more (test_a_wrong_step_of_the_recipe_fails_the_mel_golden).
+MEL_ATOL = 2e-4
+
+
+def _golden_test_wav() -> np.ndarray:
     sr = 16_000
     t = np.arange(int(1.37 * sr)) / sr
     wav = (0.4 * np.sin(2 * np.pi * (180 + 900 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
            + 0.2 * np.sin(2 * np.pi * 2400 * t)).astype(np.float32)
     wav[int(1.1 * sr):] *= 0.001
+    return wav
+
+
+def _assert_mel_matches_golden() -> None:
+    wav = _golden_test_wav()
     with np.load(FIXTURES / "mel_golden.npz") as golden:
         windows, frames = audio_features(wav)
         assert frames == int(golden["num_frames"]) == frame_count(len(wav))
         mel = melspectrogram(wav[: frames * 640])
-        np.testing.assert_allclose(mel, golden["mel"], atol=2e-4)
-        np.testing.assert_allclose(windows[:3], golden["windows_head"], atol=2e-4)
-        np.testing.assert_allclose(windows[-2:], golden["windows_tail"], atol=2e-4)
+        np.testing.assert_allclose(mel, golden["mel"], atol=MEL_ATOL)
+        np.testing.assert_allclose(windows[:3], golden["windows_head"], atol=MEL_ATOL)
+        np.testing.assert_allclose(windows[-2:], golden["windows_tail"], atol=MEL_ATOL)
     assert windows.shape == (frames, 80, 16)
+
+
+def test_mel_matches_reference_recipe() -> None:
+    """Reference mels were computed once with the published audio code (librosa 0.9.2)."""
+    _assert_mel_matches_golden()
+
+
+def _symmetric_hann(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [("PREEMPHASIS", 0.95), ("_hann_periodic", _symmetric_hann), ("REF_LEVEL_DB", 21.0)],
+)
+def test_a_wrong_step_of_the_recipe_fails_the_mel_golden(monkeypatch: pytest.MonkeyPatch, name: str, wrong) -> None:
+    from portrait_studio.talk import audio_features as recipe
+
+    monkeypatch.setattr(recipe, name, wrong)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        _assert_mel_matches_golden()
 
 
 def test_filterbank_against_librosa_if_installed() -> None:
