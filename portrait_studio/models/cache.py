@@ -57,19 +57,21 @@ def own_bytes(obj: Any, shared: Any) -> int:
 
 
 def _move(obj: Any, device: torch.device, keep: set[int] | None = None) -> None:
-    """Move a module's tensors to ``device``; tensors whose id is in ``keep`` stay where they are."""
+    """Move a module's tensors to ``device`` in place; tensors whose id is in ``keep`` stay where they are.
+
+    In place (``parameter.data = ...``, what ``Module.to`` does between CPU and CUDA) keeps every Parameter
+    object, so entries sharing it keep sharing it wherever it lives.
+    """
     if not isinstance(obj, torch.nn.Module):
         return
-    if not keep:
-        obj.to(device)
-        return
+    keep = keep or set()
     with torch.no_grad():
         for module in obj.modules():
             for parameter in module._parameters.values():
-                if parameter is not None and id(parameter) not in keep:
+                if parameter is not None and id(parameter) not in keep and parameter.device != device:
                     parameter.data = parameter.data.to(device)
             for name, buffer in module._buffers.items():
-                if buffer is not None and id(buffer) not in keep:
+                if buffer is not None and id(buffer) not in keep and buffer.device != device:
                     module._buffers[name] = buffer.to(device)
 
 
