@@ -108,11 +108,12 @@ def test_pipeline_shares_vae_text_encoder_and_tokenizer_with_stylize(tiny_manage
     assert not tiny_manager.cache.is_locked(models.motion_unet_key())
 
 
-def test_portrait_to_animation_follows_the_portrait(tiny_manager, tmp_path: Path) -> None:
+def test_video_to_video_portrait_mode_follows_the_portrait(tiny_manager, tmp_path: Path) -> None:
     def render(image: Image.Image, strength: float, name: str) -> np.ndarray:
-        request = AnimateRequest("a portrait", init_image=image, strength=strength, **{**SMALL, "steps": 4})
+        request = AnimateRequest("a portrait", init_image=image, strength=strength, portrait_mode="video2video",
+                                 **{**SMALL, "steps": 4})
         result = animate(tiny_manager, request, tmp_path, name=name)
-        assert result.metadata["mode"] == "img2vid" and probe_video(result.mp4_path).frames == 4
+        assert result.metadata["mode"] == "video2video" and probe_video(result.mp4_path).frames == 4
         return np.stack(read_zip_frames(result.frames_zip)).astype(float)
 
     astronaut, coffee = _portrait("astronaut"), _portrait("coffee")
