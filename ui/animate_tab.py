@@ -33,7 +33,9 @@ TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(services, ["base", "motion_adapter"]))
+    gr.Markdown(missing_markdown(
+        services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"]
+    ))
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")
