@@ -120,7 +120,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             result = call_service(animate, services.manager, req, out_dir, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
-        extra = [f"{result.frames} frames at {result.fps} fps, seed {result.seed}"]
+        extra = [f"{result.frames} frames at {result.fps} fps, seed {result.seed}",
+                 f"mode {result.metadata['mode']}, motion module {result.metadata['motion_model']}"]
         return str(result.mp4_path), str(result.gif_path), str(result.frames_zip), notes_markdown(result.warnings,
                                                                                                    extra)
 
