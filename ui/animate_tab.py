@@ -46,6 +46,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             negative = gr.Textbox(label="Negative prompt", value="blurry, deformed, low quality")
             init_image = gr.Image(label="Start from a portrait (optional)", type="pil", sources=["upload", "clipboard"],
                                   elem_id="animate-init")
+            from_reference = gr.Checkbox(label="No upload: start from the likeness's reference face", value=False,
+                                         elem_id="animate-from-reference")
             portrait_mode = gr.Radio(
                 list(PORTRAIT_MODES), value="sparsectrl", label="Portrait mode", elem_id="animate-portrait-mode",
                 info="sparsectrl: the portrait is the first keyframe (v3 motion module, keeps the face); "
@@ -85,13 +87,17 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @on_gpu(seconds=240)
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
-                   mode="sparsectrl", last_image=None, key_strength=1.0,
+                   mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False,
                    request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
         like = None
         if slug:
             record = call_service(services.registry.get, owner, slug)
             like = Likeness.from_record(record, float(weight))
+        if use_reference and not isinstance(start_image, Image.Image):
+            if like is None:
+                raise gr.Error("Choose a likeness to start from its reference face, or upload a portrait.")
+            start_image = call_service(like.reference_portrait)
         text = prompt_text or ""
         if preset_id:
             from portrait_studio.stylize.presets import get_preset
@@ -129,7 +135,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         on_animate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, init_image, strength, motions, motion_weight,
                 frames, fps, steps, guidance, seed, interpolate_mode, fast,
-                portrait_mode, end_image, keyframe_strength],
+                portrait_mode, end_image, keyframe_strength, from_reference],
         outputs=[video, gif, frames_zip, notes],
         api_name="animate",
         **GPU_QUEUE,

@@ -34,14 +34,25 @@ class Likeness:
     name: str = ""
     trigger: str = ""
     random_weights: bool = False
+    reference_path: Path | None = None  # the face it was trained on (a portrait to animate)
 
     @classmethod
     def from_record(cls, record: Any, weight: float = 0.8) -> Likeness:
-        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``)."""
+        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``,
+        ``reference_path``)."""
+        reference = getattr(record, "reference_path", None)
         return cls(
             Path(record.lora_path), weight, str(record.name), str(getattr(record, "trigger", "") or ""),
-            bool(getattr(record, "random_weights", False)),
+            bool(getattr(record, "random_weights", False)), Path(reference) if reference else None,
         )
+
+    def reference_portrait(self) -> Image.Image:
+        """The likeness' reference face as an RGB image, or InputError saying what to do instead."""
+        label = self.name or self.path.parent.name
+        if self.reference_path is None or not Path(self.reference_path).is_file():
+            raise InputError(f"The likeness '{label}' has no reference face picture: upload a portrait instead.")
+        with Image.open(self.reference_path) as image:
+            return image.convert("RGB")
 
 
 @dataclass

@@ -62,12 +62,16 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
         limits = dict(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_mb << 20)
         return load_image(Path(path), **limits).image
 
-    if args.to_image and not args.from_image:
+    if args.to_image and not (args.from_image or args.from_likeness):
         raise InputError("--to needs --from: the end image is the last keyframe after the start portrait.")
+    if args.from_likeness and (args.from_image or not args.likeness):
+        raise InputError("--from-likeness uses the reference face of --likeness NAME; give --likeness, not --from.")
     init_image, end_image = read(args.from_image), read(args.to_image)
     manager = ModelManager(settings)
     likeness, subject = _likeness(args.likeness, args.likeness_weight, settings) if args.likeness else (None, None)
     notes = _from_preset(args, settings, subject, manager.sd_info().default_size) if args.preset else []
+    if args.from_likeness and likeness is not None:
+        init_image = likeness.reference_portrait()
     request = AnimateRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
@@ -120,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--height", type=int, default=None)
     parser.add_argument("--fast", action="store_true", help="AnimateDiff-Lightning, 4 steps (needs its weights)")
     parser.add_argument("--from", dest="from_image", metavar="IMG", help="animate this portrait (keyframe 0)")
+    parser.add_argument("--from-likeness", action="store_true", help="animate the --likeness's reference face")
     parser.add_argument("--to", dest="to_image", metavar="IMG", help="sparsectrl: end on this image (last keyframe)")
     parser.add_argument(
         "--mode", choices=PORTRAIT_MODES, default="sparsectrl",

@@ -84,6 +84,7 @@ def test_cli_bad_input_exits_2_with_one_line(tiny_home: Path, tmp_path: Path, ca
         (prompt + ["--from", str(tmp_path / "none.png")], "not found"),
         (["--preset", "no-such-style"], "Unknown style preset"),
         (prompt + ["--to", str(tmp_path / "end.png")], "--to needs --from"),
+        (prompt + ["--from-likeness"], "--from-likeness uses the reference face of --likeness"),
     ]
     for extra, message in cases:
         assert main(common + extra) == 2

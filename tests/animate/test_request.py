@@ -117,3 +117,17 @@ def test_fit_portrait_crops_to_the_video_aspect() -> None:
     tall = Image.new("RGBA", (300, 600), (10, 20, 30, 255))
     fitted = fit_portrait(tall, 64, 32)
     assert fitted.size == (64, 32) and fitted.mode == "RGB"
+
+
+def test_a_likeness_reference_face_is_a_portrait_to_animate(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    reference = tmp_path / "reference.png"
+    Image.new("RGBA", (20, 30), (200, 10, 10, 255)).save(reference)
+    record = SimpleNamespace(lora_path=tmp_path / "l.safetensors", name="Ada", trigger="adaperson",
+                             random_weights=False, reference_path=reference)
+    portrait = Likeness.from_record(record).reference_portrait()
+    assert portrait.size == (20, 30) and portrait.mode == "RGB"
+    without = Likeness.from_record(SimpleNamespace(**{**vars(record), "reference_path": None}))
+    with pytest.raises(InputError, match="'Ada' has no reference face picture: upload a portrait"):
+        without.reference_portrait()
