@@ -18,8 +18,9 @@ Which module each mode uses (:func:`adapter_role_for`): SparseCtrl keyframes nee
 LoRA); the camera-motion LoRAs were trained on v1.5.2, so a request with camera motion uses v1.5.2; text and
 video-to-video without camera motion use v3 + domain adapter; Fast mode uses Lightning (v1.5.2 shapes).
 
-Requests mutate the motion UNet while they run (LoRAs, FreeNoise blocks), so each motion UNet is used by
-one request at a time (:func:`motion_pipeline` holds a per-entry lock) and is restored before release.
+Requests mutate the motion UNet while they run (LoRAs, FreeNoise blocks), so the motion UNets of one base
+are used by one request at a time (:func:`motion_pipeline` holds a lock per base UNet) and are restored
+before release.
 """
 
 from __future__ import annotations
@@ -266,7 +267,9 @@ def motion_pipeline(
     if kind == "sparsectrl":
         sparse_controlnet(manager, control)
         keys.append(sparsectrl_key(control))
-    with _entry_lock(manager, key), manager.cache.use(*keys) as parts:
+    # One request at a time per base UNet, not per motion UNet: the motion UNets share its spatial
+    # weights, and a LoRA fused into one of them is fused into all of them until the request ends.
+    with _entry_lock(manager, f"{base_role}:unet"), manager.cache.use(*keys) as parts:
         if kind == "sparsectrl":
             extra["controlnet"] = parts[sparsectrl_key(control)]
         pipe = classes[kind](
