@@ -77,6 +77,7 @@ def animate(
         or motion.random_weights
         or any(is_random_weights(path) for path, _ in motion_loras + domain_adapter)
         or bool(req.likeness and req.likeness.random_weights)
+        or (req.mode == "sparsectrl" and is_random_weights(manager.locator.path(models.SPARSECTRL_ROLES["rgb"])))
     )
     if random_weights:
         warnings.insert(0, RANDOM_WEIGHTS_WARNING)
