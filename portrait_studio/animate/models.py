@@ -76,6 +76,11 @@ def adapter_role_for(kind: str, has_camera_motion: bool, fast: bool = False) -> 
     return MOTION_ADAPTER_ROLE if has_camera_motion else V3_ROLE
 
 
+def v3_available(manager: ModelManager) -> bool:
+    """True when the v3 motion module and its domain adapter are on disk (no download attempted)."""
+    return manager.locator.is_available(V3_ROLE) and manager.locator.is_available(DOMAIN_ADAPTER_ROLE)
+
+
 def uses_domain_adapter(adapter_role: str) -> bool:
     return adapter_role == V3_ROLE
 

@@ -56,13 +56,20 @@ def animate(
         )
     cancel.raise_if_cancelled()
     progress(0.0, "loading motion model")
+    warnings: list[str] = []
     adapter_role = models.adapter_role_for(_pipeline_kind(req), bool(req.motions), req.fast)
+    if adapter_role == models.V3_ROLE and req.mode != "sparsectrl" and not models.v3_available(manager):
+        # Text and video2video run on v1.5.2 too; only SparseCtrl keyframes need v3 (and then it is an error).
+        adapter_role = models.MOTION_ADAPTER_ROLE
+        warnings.append(
+            "AnimateDiff v3 weights are not downloaded, so v1.5.2 animated this; for v3 run: "
+            f"{download_command(models.V3_ROLE)},{models.DOMAIN_ADAPTER_ROLE}"
+        )
     motion = models.motion_info(manager, base_role, adapter_role)
     motion_loras = motion_lora_paths(manager, req.motions)
     domain_adapter = _domain_adapter(manager, adapter_role)
     loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras + domain_adapter
     steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
-    warnings: list[str] = []
     if req.fast and (req.steps != steps or req.guidance != guidance):
         warnings.append(f"Fast mode always runs {steps} steps without guidance; steps and guidance were ignored.")
 

@@ -196,3 +196,19 @@ def test_output_name_cannot_leave_the_output_folder(tiny_manager, tmp_path: Path
     with pytest.raises(InputError, match="plain file name"):
         animate(tiny_manager, AnimateRequest("a portrait", **SMALL), tmp_path / "out", name=name)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("escape*"))
+
+
+def test_without_v3_weights_text_mode_falls_back_to_v152_and_says_so(tiny_home: Path, tmp_path: Path) -> None:
+    settings = settings_from_env(
+        {}, home=tiny_home, profile="tiny", offline=True,
+        model_overrides={"motion_adapter_v3": str(tmp_path / "absent")},
+    )
+    manager = ModelManager(settings)
+    result = animate(manager, AnimateRequest("a portrait", **SMALL), tmp_path, name="fallback")
+    assert result.metadata["motion_model"] == "tiny-random/motion_adapter"
+    assert result.metadata["domain_adapter"] is None
+    assert any("download --roles motion_adapter_v3,domain_adapter_v3" in w for w in result.warnings)
+    # SparseCtrl keyframes need v3: a clear missing-weights error, nothing written.
+    with pytest.raises(MissingWeightsError, match="motion_adapter_v3"):
+        animate(manager, AnimateRequest("a portrait", init_image=_portrait(), **SMALL), tmp_path / "none")
+    assert not (tmp_path / "none").exists()
