@@ -62,7 +62,8 @@ def run(real: bool = False) -> list[dict]:
 
     bench = "animate face fidelity" + (" (real weights)" if real else " (tiny random: plumbing only)")
     with tempfile.TemporaryDirectory(prefix="animate-face-") as tmp:
-        settings = _settings(real, Path(tmp) / "home")
+        # Tiny models are kept under bench/.cache/ (git-ignored) like the other benches' models.
+        settings = _settings(real, Path(__file__).resolve().parent / ".cache" / "tiny-home")
         manager = ModelManager(settings)
         missing = manager.check_available(list(ROLES))
         if missing:
