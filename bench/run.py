@@ -2,12 +2,15 @@
 
     python bench/run.py                 # everything
     python bench/run.py sd faces        # only some
-Each bench module exposes ``run() -> list[dict]`` with keys bench, case, seconds, ratio, ratio_means.
+    python bench/run.py animate --real  # only the benches that can use real weights, with them
+Each bench module exposes ``run() -> list[dict]`` with keys bench, case, seconds, ratio, ratio_means;
+``run(real=True)`` where a bench can also measure with the real weights.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import sys
 import time
@@ -20,28 +23,39 @@ BENCHES = {
     "sd": "sd_bench",
     "faces": "faces_bench",
     "train": "train_bench",
-    "animate": "animate_bench",
+    "animate": ("animate_bench", "animate_face_bench"),
     "talk": "talk_bench",
 }
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(BENCHES)
+    real = "--real" in argv
+    unknown_flags = [a for a in argv if a.startswith("--") and a != "--real"]
+    if unknown_flags:
+        print(f"unknown option {unknown_flags}; the only option is --real", file=sys.stderr)
+        return 2
+    chosen = [a for a in argv if not a.startswith("--")] or list(BENCHES)
     unknown = [name for name in chosen if name not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; choose from {', '.join(BENCHES)}", file=sys.stderr)
         return 2
     rows: list[dict] = []
     for name in chosen:
-        try:
-            module = importlib.import_module(BENCHES[name])
-        except ModuleNotFoundError as exc:
-            print(f"[{name}] skipped: {exc}", file=sys.stderr)
-            continue
-        started = time.perf_counter()
-        print(f"[{name}] running...", file=sys.stderr, flush=True)
-        rows.extend(module.run())
-        print(f"[{name}] done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+        modules = BENCHES[name] if isinstance(BENCHES[name], tuple) else (BENCHES[name],)
+        for module_name in modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                print(f"[{module_name}] skipped: {exc}", file=sys.stderr)
+                continue
+            takes_real = "real" in inspect.signature(module.run).parameters
+            if real and not takes_real:
+                print(f"[{module_name}] skipped: it has no real-weights mode", file=sys.stderr)
+                continue
+            started = time.perf_counter()
+            print(f"[{module_name}] running...", file=sys.stderr, flush=True)
+            rows.extend(module.run(real=True) if real else module.run())
+            print(f"[{module_name}] done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
     print_table(rows)
     return 0
 

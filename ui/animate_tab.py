@@ -6,7 +6,13 @@ import gradio as gr
 from PIL import Image
 
 from portrait_studio.animate.models import fast_available
-from portrait_studio.animate.request import INTERPOLATIONS, AnimateRequest, Likeness
+from portrait_studio.animate.request import (
+    INTERPOLATIONS,
+    MAX_KEYFRAME_STRENGTH,
+    PORTRAIT_MODES,
+    AnimateRequest,
+    Likeness,
+)
 from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
@@ -27,7 +33,9 @@ TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(services, ["base", "motion_adapter"]))
+    gr.Markdown(missing_markdown(
+        services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"]
+    ))
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")
@@ -38,7 +46,19 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             negative = gr.Textbox(label="Negative prompt", value="blurry, deformed, low quality")
             init_image = gr.Image(label="Start from a portrait (optional)", type="pil", sources=["upload", "clipboard"],
                                   elem_id="animate-init")
-            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="How far to move from the portrait")
+            from_reference = gr.Checkbox(label="No upload: start from the likeness's reference face", value=False,
+                                         elem_id="animate-from-reference")
+            portrait_mode = gr.Radio(
+                list(PORTRAIT_MODES), value="sparsectrl", label="Portrait mode", elem_id="animate-portrait-mode",
+                info="sparsectrl: the portrait is the first keyframe (v3 motion module, keeps the face); "
+                     "video2video: re-noises the portrait in every frame (works with camera motion)",
+            )
+            end_image = gr.Image(label="End on this image (optional, sparsectrl)", type="pil",
+                                 sources=["upload", "clipboard"], elem_id="animate-end")
+            keyframe_strength = gr.Slider(0, MAX_KEYFRAME_STRENGTH, value=1.0, step=0.05,
+                                          label="Keyframe strength (sparsectrl)", elem_id="animate-keyframe-strength")
+            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05,
+                                 label="How far to move from the portrait (video2video)")
             with gr.Row():
                 motions = gr.CheckboxGroup(list(MOTION_LORAS), label="Camera motion")
                 motion_weight = gr.Slider(0, 1.5, value=0.8, step=0.05, label="Motion strength")
@@ -67,12 +87,17 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @on_gpu(seconds=240)
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
-                   request: gr.Request, progress=gr.Progress()):
+                   mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False,
+                   request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
         like = None
         if slug:
             record = call_service(services.registry.get, owner, slug)
             like = Likeness.from_record(record, float(weight))
+        if use_reference and not isinstance(start_image, Image.Image):
+            if like is None:
+                raise gr.Error("Choose a likeness to start from its reference face, or upload a portrait.")
+            start_image = call_service(like.reference_portrait)
         text = prompt_text or ""
         if preset_id:
             from portrait_studio.stylize.presets import get_preset
@@ -89,6 +114,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             fps=int(frame_rate), steps=int(step_count), guidance=float(cfg),
             seed=None if seed_value is None or seed_value < 0 else int(seed_value), fast=bool(fast_mode),
             init_image=start_image if isinstance(start_image, Image.Image) else None, strength=float(move),
+            portrait_mode=str(mode or "sparsectrl"),
+            end_image=last_image if isinstance(last_image, Image.Image) else None,
+            keyframe_strength=float(1.0 if key_strength is None else key_strength),
             interpolate=interp,
         )
         session = session_key(request)
@@ -98,14 +126,16 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             result = call_service(animate, services.manager, req, out_dir, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
-        extra = [f"{result.frames} frames at {result.fps} fps, seed {result.seed}"]
+        extra = [f"{result.frames} frames at {result.fps} fps, seed {result.seed}",
+                 f"mode {result.metadata['mode']}, motion module {result.metadata['motion_model']}"]
         return str(result.mp4_path), str(result.gif_path), str(result.frames_zip), notes_markdown(result.warnings,
                                                                                                    extra)
 
     event = run.click(
         on_animate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, init_image, strength, motions, motion_weight,
-                frames, fps, steps, guidance, seed, interpolate_mode, fast],
+                frames, fps, steps, guidance, seed, interpolate_mode, fast,
+                portrait_mode, end_image, keyframe_strength, from_reference],
         outputs=[video, gif, frames_zip, notes],
         api_name="animate",
         **GPU_QUEUE,

@@ -1,17 +1,26 @@
 """Motion models for Animate, loaded into the shared model cache and assembled into AnimateDiff pipelines.
 
-Cache layout (measured facts: ARCHITECTURE.md, section 2):
+Cache layout:
 
 - ``base:vae``, ``base:text_encoder``, ``base:tokenizer`` are the *same objects* Stylize uses.
-- ``base+motion_adapter:unet_motion`` (and ``base+animatediff_lightning:unet_motion`` for Fast mode) is a
-  ``UNetMotionModel`` of its own: ``from_pipe``/``from_unet2d`` copy the spatial weights anyway (0 of 390
-  tensors shared), so sharing the base UNet was never possible. It is built from a base UNet read fresh
-  from disk, never from the cached ``base:unet``, because that one may carry a Stylize request's unfused
-  peft LoRA, and ``from_pipe`` then fails with "Error(s) in loading state_dict for ModuleList".
-- The MotionAdapter itself is not kept: its weights live inside the motion UNet after the build.
+- ``base+<adapter role>:unet_motion`` is a ``UNetMotionModel`` per motion module (v1.5.2
+  ``motion_adapter``, v1.5.3 ``motion_adapter_v3``, ``animatediff_lightning``) whose spatial layers hold
+  the *same parameter tensors* as the cached ``base:unet`` (one copy of the ~1.7 GB of spatial weights);
+  only the motion modules are its own. diffusers' ``from_pipe``/``from_unet2d`` would copy them
+  (measured: 0 of 390 tensors shared), so the motion UNet is built on the meta device and its parameters
+  are assigned: the adapter's motion modules, and the base UNet's spatial ``Parameter`` objects. Sharing
+  is safe because GPU requests are serialised, LoRAs are removed after every request (fused ones restored
+  bit for bit), and modules are separate objects: peft wraps layers in one model tree, never both.
+  The cache knows (``shares=("base:unet",)``): using a motion UNet also locks the base UNet on the device.
+- ``sparsectrl_<rgb|scribble>:controlnet``: SparseCtrl keyframe encoders for the v3 module.
 
-Requests mutate the motion UNet while they run (LoRAs, FreeNoise blocks), so each motion UNet is used by
-one request at a time (:func:`motion_pipeline` holds a per-entry lock) and is restored before release.
+Which module each mode uses (:func:`adapter_role_for`): SparseCtrl keyframes need v3 (+ its domain adapter
+LoRA); the camera-motion LoRAs were trained on v1.5.2, so a request with camera motion uses v1.5.2; text and
+video-to-video without camera motion use v3 + domain adapter; Fast mode uses Lightning (v1.5.2 shapes).
+
+Requests mutate the motion UNet while they run (LoRAs, FreeNoise blocks), so the motion UNets of one base
+are used by one request at a time (:func:`motion_pipeline` holds a lock per base UNet) and are restored
+before release.
 """
 
 from __future__ import annotations
@@ -30,7 +39,11 @@ from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
 
-MOTION_ADAPTER_ROLE = "motion_adapter"
+MOTION_ADAPTER_ROLE = "motion_adapter"  # v1.5.2: the camera-motion LoRAs belong to it
+V3_ROLE = "motion_adapter_v3"
+DOMAIN_ADAPTER_ROLE = "domain_adapter_v3"
+DOMAIN_ADAPTER_WEIGHT = 1.0  # diffusers' SparseCtrl example fuses it at scale 1.0
+SPARSECTRL_ROLES = {"rgb": "sparsectrl_rgb", "scribble": "sparsectrl_scribble"}
 LIGHTNING_ROLE = "animatediff_lightning"
 LIGHTNING_STEPS = 4  # the role's file is the 4-step distillation
 SHARED_COMPONENTS = ("vae", "text_encoder", "tokenizer")
@@ -54,8 +67,26 @@ def motion_unet_key(base_role: str = "base", adapter_role: str = MOTION_ADAPTER_
     return f"{base_role}+{adapter_role}:unet_motion"
 
 
-def motion_info(manager: ModelManager, base_role: str = "base", fast: bool = False) -> MotionModelInfo:
-    adapter_role = LIGHTNING_ROLE if fast else MOTION_ADAPTER_ROLE
+def adapter_role_for(kind: str, has_camera_motion: bool, fast: bool = False) -> str:
+    """The motion module a request uses (see the module docstring for why)."""
+    if fast:
+        return LIGHTNING_ROLE
+    if kind == "sparsectrl":
+        return V3_ROLE
+    return MOTION_ADAPTER_ROLE if has_camera_motion else V3_ROLE
+
+
+def v3_available(manager: ModelManager) -> bool:
+    """True when the v3 motion module and its domain adapter are on disk (no download attempted)."""
+    return manager.locator.is_available(V3_ROLE) and manager.locator.is_available(DOMAIN_ADAPTER_ROLE)
+
+
+def uses_domain_adapter(adapter_role: str) -> bool:
+    return adapter_role == V3_ROLE
+
+
+def motion_info(manager: ModelManager, base_role: str = "base", adapter_role: str = MOTION_ADAPTER_ROLE
+                ) -> MotionModelInfo:
     path = manager.locator.path(adapter_role)
     return MotionModelInfo(
         motion_unet_key(base_role, adapter_role),
@@ -79,7 +110,7 @@ def load_motion_adapter(manager: ModelManager, adapter_role: str = MOTION_ADAPTE
     """
     from diffusers import MotionAdapter
 
-    if adapter_role == MOTION_ADAPTER_ROLE:
+    if adapter_role != LIGHTNING_ROLE:
         path = manager.locator.path(adapter_role)
         try:
             adapter = MotionAdapter.from_pretrained(str(path), torch_dtype=manager.dtype)
@@ -112,29 +143,81 @@ def load_motion_adapter(manager: ModelManager, adapter_role: str = MOTION_ADAPTE
 
 
 def load_clean_base_unet(manager: ModelManager, base_role: str = "base") -> Any:
-    """The base UNet read from disk: guaranteed LoRA-free, whatever Stylize is doing with ``base:unet``."""
+    """The base UNet read from disk: guaranteed LoRA-free (tests compare the shared weights against it)."""
     from diffusers import UNet2DConditionModel
 
     path = manager.locator.path(base_role)
     return UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", torch_dtype=manager.dtype)
 
 
+def spatial_parameters(unet: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The UNet's own parameters by their plain names, also while a peft LoRA is loaded on it
+    (``to_q.base_layer.weight`` -> ``to_q.weight``; the LoRA's ``lora_A``/``lora_B`` are left out)."""
+    shared = {}
+    for name, parameter in unet.named_parameters(remove_duplicate=False):
+        if ".lora_" in name or "lora_magnitude" in name:
+            continue
+        shared[name.replace(".base_layer.", ".")] = parameter
+    return shared
+
+
 def build_motion_unet(manager: ModelManager, base_role: str = "base", adapter_role: str = MOTION_ADAPTER_ROLE) -> Any:
+    """A ``UNetMotionModel`` holding the cached base UNet's spatial parameters and the adapter's motion modules."""
     from diffusers import UNetMotionModel
 
     adapter = load_motion_adapter(manager, adapter_role)
-    base_unet = load_clean_base_unet(manager, base_role)
-    motion_unet = UNetMotionModel.from_unet2d(base_unet, adapter)
-    del base_unet, adapter  # their weights were copied; keep one resident copy only (dtype follows the UNet's)
-    motion_unet.requires_grad_(False)
+    base_unet = manager.sd_components(base_role, ("unet",))["unet"]
+    with torch.device("meta"):  # no allocation: every tensor is assigned below
+        motion_unet = UNetMotionModel.from_unet2d(base_unet, adapter, load_weights=False)
+    expected = set(motion_unet.state_dict())
+    spatial = {k: v for k, v in spatial_parameters(base_unet).items() if k in expected}
+    motion = {k: v for k, v in adapter.state_dict(keep_vars=True).items() if k in expected}
+    missing = expected - spatial.keys() - motion.keys()
+    if missing:
+        raise MissingWeightsError(
+            adapter_role, manager.locator.source_description(adapter_role), download_command(adapter_role),
+            f"the motion module does not fit the base UNet ({len(missing)} tensors unmatched, e.g. {min(missing)})",
+        )
+    # assign=True keeps the given tensors: the spatial ones stay the base UNet's own Parameter objects.
+    motion_unet.load_state_dict({**spatial, **motion}, strict=True, assign=True)
+    left_on_meta = [name for name, t in [*motion_unet.named_parameters(), *motion_unet.named_buffers()] if t.is_meta]
+    if left_on_meta:
+        raise RuntimeError(f"motion UNet tensors left unassigned: {left_on_meta[:3]}")
+    del adapter
     motion_unet.eval()
     return motion_unet
 
 
 def motion_unet(manager: ModelManager, base_role: str = "base", adapter_role: str = MOTION_ADAPTER_ROLE) -> Any:
-    """The cached motion UNet for ``base_role`` + ``adapter_role`` (built once)."""
+    """The cached motion UNet for ``base_role`` + ``adapter_role`` (built once, sharing ``base:unet``)."""
+    manager.sd_components(base_role, ("unet",))
     key = motion_unet_key(base_role, adapter_role)
-    return manager.cache.get(key, lambda: build_motion_unet(manager, base_role, adapter_role))
+    return manager.cache.get(
+        key, lambda: build_motion_unet(manager, base_role, adapter_role), shares=(f"{base_role}:unet",)
+    )
+
+
+def sparsectrl_key(kind: str = "rgb") -> str:
+    return f"{SPARSECTRL_ROLES[kind]}:controlnet"
+
+
+def sparse_controlnet(manager: ModelManager, kind: str = "rgb") -> Any:
+    """The cached SparseCtrl encoder (``rgb``: keyframe images, ``scribble``: sketches)."""
+    from diffusers import SparseControlNetModel
+
+    role = SPARSECTRL_ROLES[kind]
+
+    def load() -> Any:
+        path = manager.locator.path(role)
+        try:
+            model = SparseControlNetModel.from_pretrained(str(path), torch_dtype=manager.dtype)
+        except (OSError, ValueError) as exc:
+            raise MissingWeightsError(role, str(path), download_command(role), str(exc)[:160]) from exc
+        model.requires_grad_(False)
+        model.eval()
+        return model
+
+    return manager.cache.get(sparsectrl_key(kind), load)
 
 
 def shared_sd_components(manager: ModelManager, base_role: str = "base") -> dict[str, Any]:
@@ -163,19 +246,37 @@ def _entry_lock(manager: ModelManager, key: str) -> threading.Lock:
 
 @contextmanager
 def motion_pipeline(
-    manager: ModelManager, kind: str = "txt2vid", base_role: str = "base", fast: bool = False
+    manager: ModelManager, kind: str = "txt2vid", base_role: str = "base", fast: bool = False,
+    adapter_role: str | None = None, control: str = "rgb",
 ) -> Iterator[Any]:
-    """An ``AnimateDiffPipeline`` (``txt2vid``) or ``AnimateDiffVideoToVideoPipeline`` (``vid2vid``) over
-    cached components, locked on the device and owned by this request for the ``with`` block."""
-    from diffusers import AnimateDiffPipeline, AnimateDiffVideoToVideoPipeline
+    """An ``AnimateDiffPipeline`` (``txt2vid``), ``AnimateDiffVideoToVideoPipeline`` (``vid2vid``) or
+    ``AnimateDiffSparseControlNetPipeline`` (``sparsectrl``, with the ``control`` encoder) over cached
+    components, locked on the device and owned by this request for the ``with`` block.
 
-    classes = {"txt2vid": AnimateDiffPipeline, "vid2vid": AnimateDiffVideoToVideoPipeline}
-    adapter_role = LIGHTNING_ROLE if fast else MOTION_ADAPTER_ROLE
+    ``adapter_role`` defaults to v1.5.2 (Lightning with ``fast``; v3 for ``sparsectrl``).
+    """
+    from diffusers import AnimateDiffPipeline, AnimateDiffSparseControlNetPipeline, AnimateDiffVideoToVideoPipeline
+
+    classes = {
+        "txt2vid": AnimateDiffPipeline,
+        "vid2vid": AnimateDiffVideoToVideoPipeline,
+        "sparsectrl": AnimateDiffSparseControlNetPipeline,
+    }
+    if adapter_role is None:
+        adapter_role = LIGHTNING_ROLE if fast else V3_ROLE if kind == "sparsectrl" else MOTION_ADAPTER_ROLE
     shared_sd_components(manager, base_role)
     motion_unet(manager, base_role, adapter_role)
     key = motion_unet_key(base_role, adapter_role)
     keys = [f"{base_role}:{name}" for name in SHARED_COMPONENTS] + [key]
-    with _entry_lock(manager, key), manager.cache.use(*keys) as parts:
+    extra: dict[str, Any] = {}
+    if kind == "sparsectrl":
+        sparse_controlnet(manager, control)
+        keys.append(sparsectrl_key(control))
+    # One request at a time per base UNet, not per motion UNet: the motion UNets share its spatial
+    # weights, and a LoRA fused into one of them is fused into all of them until the request ends.
+    with _entry_lock(manager, f"{base_role}:unet"), manager.cache.use(*keys) as parts:
+        if kind == "sparsectrl":
+            extra["controlnet"] = parts[sparsectrl_key(control)]
         pipe = classes[kind](
             vae=parts[f"{base_role}:vae"],
             text_encoder=parts[f"{base_role}:text_encoder"],
@@ -185,6 +286,7 @@ def motion_pipeline(
             scheduler=animate_scheduler(manager, base_role, fast),
             feature_extractor=None,
             image_encoder=None,
+            **extra,
         )
         pipe.set_progress_bar_config(disable=True)
         yield pipe
@@ -229,7 +331,6 @@ def module_is_clean(module: torch.nn.Module) -> bool:
     return not any("lora_" in name for name, _ in module.named_parameters())
 
 
-def drop_motion_unet(manager: ModelManager, base_role: str = "base", fast: bool = False) -> None:
+def drop_motion_unet(manager: ModelManager, base_role: str = "base", adapter_role: str = MOTION_ADAPTER_ROLE) -> None:
     """Forget a motion UNet that could not be restored (rebuilt clean on next use)."""
-    adapter_role = LIGHTNING_ROLE if fast else MOTION_ADAPTER_ROLE
     manager.cache.remove(motion_unet_key(base_role, adapter_role))

@@ -17,6 +17,12 @@ MAX_SEED = 2**32 - 1
 INTERPOLATIONS = ("none", "blend", "flow")
 MIN_FRAMES, MAX_FRAMES = 2, 64
 MAX_MOTION_WEIGHT = 2.0
+# Portrait -> animation: SparseCtrl RGB keyframes (default; the face stays the portrait's) or the older
+# video-to-video over the portrait repeated in every frame.
+PORTRAIT_MODES = ("sparsectrl", "video2video")
+# The v3 motion module attends over at most 32 frames, and SparseCtrl runs without FreeNoise windows.
+MAX_SPARSECTRL_FRAMES = 32
+MAX_KEYFRAME_STRENGTH = 2.0
 
 
 @dataclass(frozen=True)
@@ -28,19 +34,35 @@ class Likeness:
     name: str = ""
     trigger: str = ""
     random_weights: bool = False
+    reference_path: Path | None = None  # the face it was trained on (a portrait to animate)
 
     @classmethod
     def from_record(cls, record: Any, weight: float = 0.8) -> Likeness:
-        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``)."""
+        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``,
+        ``reference_path``)."""
+        reference = getattr(record, "reference_path", None)
         return cls(
             Path(record.lora_path), weight, str(record.name), str(getattr(record, "trigger", "") or ""),
-            bool(getattr(record, "random_weights", False)),
+            bool(getattr(record, "random_weights", False)), Path(reference) if reference else None,
         )
+
+    def reference_portrait(self) -> Image.Image:
+        """The likeness' reference face as an RGB image, or InputError saying what to do instead."""
+        label = self.name or self.path.parent.name
+        if self.reference_path is None or not Path(self.reference_path).is_file():
+            raise InputError(f"The likeness '{label}' has no reference face picture: upload a portrait instead.")
+        with Image.open(self.reference_path) as image:
+            return image.convert("RGB")
 
 
 @dataclass
 class AnimateRequest:
-    """One animation. ``init_image`` switches to portrait-to-animation (first-frame conditioning).
+    """One animation. ``init_image`` switches to portrait-to-animation.
+
+    Portrait modes (``portrait_mode``): ``sparsectrl`` conditions keyframes with SparseCtrl RGB, the
+    portrait at ``keyframes[0]`` (default frame 0) and, when given, ``end_image`` at ``keyframes[1]``
+    (default the last frame), with ``keyframe_strength`` as the conditioning scale; ``video2video``
+    re-noises the portrait repeated in every frame by ``strength``.
 
     ``likeness`` points at a LoRA file resolved by the caller (a registry record), never at a
     client-supplied path; its trigger word is put in front of the prompt when the prompt lacks it.
@@ -61,12 +83,23 @@ class AnimateRequest:
     fast: bool = False
     init_image: Image.Image | None = None
     strength: float = 0.6
+    portrait_mode: str = "sparsectrl"
+    end_image: Image.Image | None = None
+    keyframe_strength: float = 1.0
+    keyframes: tuple[int, ...] | None = None
     interpolate: str = "none"
     low_memory: bool = True
 
     @property
     def mode(self) -> str:
-        return "img2vid" if self.init_image is not None else "txt2vid"
+        """``txt2vid``, ``sparsectrl`` or ``video2video``."""
+        return self.portrait_mode if self.init_image is not None else "txt2vid"
+
+    def keyframe_indices(self) -> tuple[int, ...]:
+        """Where the portrait (and the end image) sit in the clip; only meaningful in SparseCtrl mode."""
+        if self.keyframes:
+            return tuple(int(i) for i in self.keyframes)
+        return (0, self.frames - 1) if self.end_image is not None else (0,)
 
     def validate(self, default_size: int) -> AnimateRequest:
         """A checked copy with the seed drawn and the size filled in; InputError names the bad field."""
@@ -85,7 +118,17 @@ class AnimateRequest:
         if self.interpolate not in INTERPOLATIONS:
             raise InputError(f"Unknown interpolation '{self.interpolate}'. Choose one of: {', '.join(INTERPOLATIONS)}.")
         motions = _check_motions(self.motions)
-        if self.init_image is not None:
+        if self.init_image is None and self.end_image is not None:
+            raise InputError("An end image needs a start portrait: give the portrait too (--from), or drop --to.")
+        if self.init_image is not None and self.portrait_mode not in PORTRAIT_MODES:
+            raise InputError(
+                f"Unknown portrait mode '{self.portrait_mode}'. Choose one of: {', '.join(PORTRAIT_MODES)}."
+            )
+        if self.mode == "sparsectrl":
+            _check_sparsectrl(self, motions)
+        elif self.end_image is not None:
+            raise InputError("An end image works only in the sparsectrl portrait mode; drop it or switch mode.")
+        if self.mode == "video2video":
             if not 0.05 <= self.strength <= 1.0:
                 raise InputError(f"Strength must be between 0.05 and 1.0, got {self.strength}.")
             if int(self.steps * self.strength) < 1:
@@ -132,7 +175,10 @@ class AnimateRequest:
             "height": self.height,
             "fast": self.fast,
             "mode": self.mode,
-            "strength": self.strength if self.init_image is not None else None,
+            "strength": self.strength if self.mode == "video2video" else None,
+            "keyframe_strength": self.keyframe_strength if self.mode == "sparsectrl" else None,
+            "keyframes": list(self.keyframe_indices()) if self.mode == "sparsectrl" else None,
+            "end_image": self.end_image is not None,
             "interpolate": self.interpolate,
         }
 
@@ -152,6 +198,42 @@ def _check_motions(motions: list[tuple[str, float]] | dict[str, float]) -> list[
         if float(weight) > 0:  # weight 0 means "off": do not even load it
             checked.append((name, float(weight)))
     return checked
+
+
+def _check_sparsectrl(req: AnimateRequest, motions: list[tuple[str, float]]) -> None:
+    if motions:
+        raise InputError(
+            "Camera motions belong to the v1.5.2 motion module, and SparseCtrl keyframes need v3: "
+            "drop the camera motions, or use the video2video portrait mode."
+        )
+    if req.fast:
+        raise InputError("Fast mode (Lightning) has no SparseCtrl keyframes: turn Fast off, or use video2video.")
+    if req.frames > MAX_SPARSECTRL_FRAMES:
+        raise InputError(
+            f"SparseCtrl animates up to {MAX_SPARSECTRL_FRAMES} frames, got {req.frames}; lower the frame count."
+        )
+    if not 0 <= req.keyframe_strength <= MAX_KEYFRAME_STRENGTH:
+        raise InputError(
+            f"Keyframe strength must be between 0 and {MAX_KEYFRAME_STRENGTH}, got {req.keyframe_strength}."
+        )
+    indices = req.keyframe_indices()
+    images = 2 if req.end_image is not None else 1
+    if len(indices) != images:
+        raise InputError(
+            f"Give one keyframe index per keyframe image: {images} image(s), {len(indices)} index(es) {list(indices)}."
+        )
+    if any(not 0 <= i < req.frames for i in indices) or len(set(indices)) != len(indices):
+        raise InputError(
+            f"Keyframe indices must be distinct frames between 0 and {req.frames - 1}, got {list(indices)}."
+        )
+
+
+def parse_keyframes(text: str) -> tuple[int, ...]:
+    """``"0,15"`` -> ``(0, 15)``."""
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise InputError(f"Keyframes '{text}' must be frame numbers separated by commas, like 0,15.") from None
 
 
 def parse_motion(text: str) -> tuple[str, float]:

@@ -18,6 +18,7 @@ from portrait_studio.models.manager import ModelManager, generator_for
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress, scaled
 from portrait_studio.registry.apply import loras_applied
 from portrait_studio.stylize.generate import step_callback
+from portrait_studio.stylize.service import should_fuse
 
 RANDOM_WEIGHTS_WARNING = (
     "This animation comes from random-weight test models (tiny profile): it is noise, not a result. "
@@ -55,15 +56,24 @@ def animate(
         )
     cancel.raise_if_cancelled()
     progress(0.0, "loading motion model")
-    motion = models.motion_info(manager, base_role, req.fast)
-    motion_loras = motion_lora_paths(manager, req.motions)
-    loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras
-    steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
     warnings: list[str] = []
+    adapter_role = models.adapter_role_for(_pipeline_kind(req), bool(req.motions), req.fast)
+    if adapter_role == models.V3_ROLE and req.mode != "sparsectrl" and not models.v3_available(manager):
+        # Text and video2video run on v1.5.2 too; only SparseCtrl keyframes need v3 (and then it is an error).
+        adapter_role = models.MOTION_ADAPTER_ROLE
+        warnings.append(
+            "AnimateDiff v3 weights are not downloaded, so v1.5.2 animated this; for v3 run: "
+            f"{download_command(models.V3_ROLE)},{models.DOMAIN_ADAPTER_ROLE}"
+        )
+    motion = models.motion_info(manager, base_role, adapter_role)
+    motion_loras = motion_lora_paths(manager, req.motions)
+    domain_adapter = _domain_adapter(manager, adapter_role)
+    loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras + domain_adapter
+    steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
     if req.fast and (req.steps != steps or req.guidance != guidance):
         warnings.append(f"Fast mode always runs {steps} steps without guidance; steps and guidance were ignored.")
 
-    frames = _render(manager, req, base_role, loras, steps, guidance, progress, cancel)
+    frames = _render(manager, req, base_role, adapter_role, loras, steps, guidance, progress, cancel)
     cancel.raise_if_cancelled()
 
     progress(_DENOISE_END, "writing video")
@@ -72,8 +82,9 @@ def animate(
     random_weights = (
         info.random_weights
         or motion.random_weights
-        or any(is_random_weights(path) for path, _ in motion_loras)
+        or any(is_random_weights(path) for path, _ in motion_loras + domain_adapter)
         or bool(req.likeness and req.likeness.random_weights)
+        or (req.mode == "sparsectrl" and is_random_weights(manager.locator.path(models.SPARSECTRL_ROLES["rgb"])))
     )
     if random_weights:
         warnings.insert(0, RANDOM_WEIGHTS_WARNING)
@@ -85,8 +96,12 @@ def animate(
         "output_fps": fps,
         "model": info.base_id,
         "motion_model": motion.adapter_id,
+        "domain_adapter": manager.locator.source_description(models.DOMAIN_ADAPTER_ROLE) if domain_adapter else None,
+        "keyframe_encoder": (
+            manager.locator.source_description(models.SPARSECTRL_ROLES["rgb"]) if req.mode == "sparsectrl" else None
+        ),
         "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
-        "free_noise": req.frames > models.CONTEXT_FRAMES,
+        "free_noise": _free_noise_frames(req) > models.CONTEXT_FRAMES,
         "random_weights": random_weights,
         "label": AI_LABEL,
     }
@@ -96,10 +111,31 @@ def animate(
     return AnimateResult(mp4_path, gif_path, zip_path, len(arrays), fps, req.seed, random_weights, warnings, metadata)
 
 
+def _pipeline_kind(req: AnimateRequest) -> str:
+    return {"txt2vid": "txt2vid", "sparsectrl": "sparsectrl", "video2video": "vid2vid"}[req.mode]
+
+
+def _free_noise_frames(req: AnimateRequest) -> int:
+    """Frames FreeNoise windows are sized for; SparseCtrl renders its (at most 32) frames in one window."""
+    return 0 if req.mode == "sparsectrl" else req.frames
+
+
+def _domain_adapter(manager: ModelManager, adapter_role: str) -> list[tuple[Path, float]]:
+    """The v3 domain adapter LoRA when the v3 motion module runs (it was trained together with it)."""
+    if not models.uses_domain_adapter(adapter_role):
+        return []
+    path = manager.locator.path(models.DOMAIN_ADAPTER_ROLE)
+    if not path.is_file():
+        role = models.DOMAIN_ADAPTER_ROLE
+        raise MissingWeightsError(role, str(path), download_command(role), "file missing")
+    return [(path, models.DOMAIN_ADAPTER_WEIGHT)]
+
+
 def _render(
     manager: ModelManager,
     req: AnimateRequest,
     base_role: str,
+    adapter_role: str,
     loras: list[tuple[Path, float]],
     steps: int,
     guidance: float,
@@ -107,7 +143,7 @@ def _render(
     cancel: CancelToken,
 ) -> list[Any]:
     """Denoise and decode; every change to shared modules is undone before this returns or raises."""
-    kind = "vid2vid" if req.init_image is not None else "txt2vid"
+    kind = _pipeline_kind(req)
     denoise_steps = min(int(steps * req.strength), steps) if kind == "vid2vid" else steps
     callback = step_callback(denoise_steps, scaled(progress, _LOAD_END, _DENOISE_END), cancel, "step")
     call: dict[str, Any] = dict(
@@ -119,28 +155,35 @@ def _render(
         height=req.height,
         generator=generator_for(manager.device, req.seed),
         callback_on_step_end=callback,
-        decode_chunk_size=_DECODE_CHUNK,
         output_type="pil",
     )
     if kind == "vid2vid":
-        # First-frame conditioning: the portrait repeated as a still "video", partly re-noised, so the
-        # motion module adds movement while the face and outfit stay those of the portrait.
+        # The portrait repeated as a still "video", partly re-noised, so the motion module adds movement.
         portrait = fit_portrait(req.init_image, req.width, req.height)
-        call.update(video=[portrait] * req.frames, strength=req.strength)
+        call.update(video=[portrait] * req.frames, strength=req.strength, decode_chunk_size=_DECODE_CHUNK)
+    elif kind == "sparsectrl":
+        # The portrait (and the end image) as SparseCtrl RGB keyframes; the motion module fills the frames between.
+        keyframes = [fit_portrait(req.init_image, req.width, req.height)]
+        if req.end_image is not None:
+            keyframes.append(fit_portrait(req.end_image, req.width, req.height))
+        call.update(
+            num_frames=req.frames, conditioning_frames=keyframes, controlnet_frame_indices=list(req.keyframe_indices()),
+            controlnet_conditioning_scale=req.keyframe_strength,  # it decodes all frames at once (VAE slicing on)
+        )
     else:
-        call.update(num_frames=req.frames)
+        call.update(num_frames=req.frames, decode_chunk_size=_DECODE_CHUNK)
 
     dirty = False
-    with models.motion_pipeline(manager, kind, base_role, req.fast) as pipe:
+    with models.motion_pipeline(manager, kind, base_role, req.fast, adapter_role=adapter_role) as pipe:
         progress(_LOAD_END, "animating")
         try:
-            with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, req.frames):
-                with loras_applied(pipe, loras):
+            with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, _free_noise_frames(req)):
+                with loras_applied(pipe, loras, fuse=should_fuse(manager)):
                     output = pipe(**call)
         finally:
             dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))
     if dirty:  # never hand a LoRA-carrying module to the next request
-        models.drop_motion_unet(manager, base_role, req.fast)
+        models.drop_motion_unet(manager, base_role, adapter_role)
         manager.cache.remove(f"{base_role}:text_encoder")
     return list(output.frames[0])
 

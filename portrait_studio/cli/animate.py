@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from portrait_studio.animate.request import INTERPOLATIONS, AnimateRequest, Likeness, parse_motion
+from portrait_studio.animate.request import (
+    INTERPOLATIONS,
+    PORTRAIT_MODES,
+    AnimateRequest,
+    Likeness,
+    parse_keyframes,
+    parse_motion,
+)
 from portrait_studio.cli import add_command, print_progress
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
@@ -49,15 +56,22 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must name an .mp4 file, got '{args.out}'.")
-    init_image = None
-    if args.from_image:
-        loaded = load_image(
-            Path(args.from_image), max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_mb << 20
-        )
-        init_image = loaded.image
+    def read(path: str | None):
+        if not path:
+            return None
+        limits = dict(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_mb << 20)
+        return load_image(Path(path), **limits).image
+
+    if args.to_image and not (args.from_image or args.from_likeness):
+        raise InputError("--to needs --from: the end image is the last keyframe after the start portrait.")
+    if args.from_likeness and (args.from_image or not args.likeness):
+        raise InputError("--from-likeness uses the reference face of --likeness NAME; give --likeness, not --from.")
+    init_image, end_image = read(args.from_image), read(args.to_image)
     manager = ModelManager(settings)
     likeness, subject = _likeness(args.likeness, args.likeness_weight, settings) if args.likeness else (None, None)
     notes = _from_preset(args, settings, subject, manager.sd_info().default_size) if args.preset else []
+    if args.from_likeness and likeness is not None:
+        init_image = likeness.reference_portrait()
     request = AnimateRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
@@ -73,6 +87,10 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
         fast=args.fast,
         init_image=init_image,
         strength=args.strength,
+        portrait_mode=args.mode,
+        end_image=end_image,
+        keyframe_strength=args.keyframe_strength,
+        keyframes=parse_keyframes(args.keyframes) if args.keyframes else None,
         interpolate=args.interpolate,
     )
     result = animate(manager, request, out.parent, progress=print_progress, name=out.stem)
@@ -105,7 +123,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--height", type=int, default=None)
     parser.add_argument("--fast", action="store_true", help="AnimateDiff-Lightning, 4 steps (needs its weights)")
-    parser.add_argument("--from", dest="from_image", metavar="IMG", help="start from this portrait")
-    parser.add_argument("--strength", type=float, default=0.6, help="with --from: how far to move from it (0-1)")
+    parser.add_argument("--from", dest="from_image", metavar="IMG", help="animate this portrait (keyframe 0)")
+    parser.add_argument("--from-likeness", action="store_true", help="animate the --likeness's reference face")
+    parser.add_argument("--to", dest="to_image", metavar="IMG", help="sparsectrl: end on this image (last keyframe)")
+    parser.add_argument(
+        "--mode", choices=PORTRAIT_MODES, default="sparsectrl",
+        help="with --from: sparsectrl keyframes (v3 motion module, keeps the face) or video2video",
+    )
+    parser.add_argument("--keyframe-strength", type=float, default=1.0, help="sparsectrl: conditioning scale (0-2)")
+    parser.add_argument("--keyframes", metavar="I[,J]", help="sparsectrl: keyframe frame numbers (default 0,last)")
+    parser.add_argument("--strength", type=float, default=0.6, help="video2video: how far to move from it (0-1)")
     parser.add_argument("--interpolate", choices=INTERPOLATIONS, default="none", help="double the fps")
     parser.add_argument("--out", required=True, metavar="FILE.mp4", help="the GIF and frames zip go beside it")

@@ -9,6 +9,11 @@ RAM as a second tier. ``use()`` locks entries and moves them onto the execution 
 device budget is exceeded, the least recently used unlocked entries move to RAM, and when the RAM
 budget is exceeded they are dropped. Locked entries are never moved or dropped. All sizes are plain
 byte counts, so the policy is testable on a CPU with fake sizes.
+
+An entry may *share* tensors with others (``get(key, loader, shares=("base:unet",))``: the motion UNet
+holds the base UNet's spatial parameters, not a copy). Its size is then only the bytes it adds; using it
+locks and places what it shares too; offloading it moves only its own tensors; and dropping a shared
+entry drops the entries built on it (they would otherwise keep its tensors alive as a hidden copy).
 """
 
 from __future__ import annotations
@@ -36,9 +41,38 @@ def module_bytes(obj: Any) -> int:
     return 0
 
 
-def _move(obj: Any, device: torch.device) -> None:
-    if isinstance(obj, torch.nn.Module):
-        obj.to(device)
+def _tensor_ids(obj: Any) -> set[int]:
+    if not isinstance(obj, torch.nn.Module):
+        return set()
+    return {id(t) for t in list(obj.parameters()) + list(obj.buffers())}
+
+
+def own_bytes(obj: Any, shared: Any) -> int:
+    """Bytes of ``obj``'s tensors that are not tensors of the modules in ``shared``."""
+    if not isinstance(obj, torch.nn.Module):
+        return 0
+    exclude = set().union(*(_tensor_ids(other) for other in shared)) if shared else set()
+    tensors = [t for t in list(obj.parameters()) + list(obj.buffers()) if id(t) not in exclude]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _move(obj: Any, device: torch.device, keep: set[int] | None = None) -> None:
+    """Move a module's tensors to ``device`` in place; tensors whose id is in ``keep`` stay where they are.
+
+    In place (``parameter.data = ...``, what ``Module.to`` does between CPU and CUDA) keeps every Parameter
+    object, so entries sharing it keep sharing it wherever it lives.
+    """
+    if not isinstance(obj, torch.nn.Module):
+        return
+    keep = keep or set()
+    with torch.no_grad():
+        for module in obj.modules():
+            for parameter in module._parameters.values():
+                if parameter is not None and id(parameter) not in keep and parameter.device != device:
+                    parameter.data = parameter.data.to(device)
+            for name, buffer in module._buffers.items():
+                if buffer is not None and id(buffer) not in keep and buffer.device != device:
+                    module._buffers[name] = buffer.to(device)
 
 
 @dataclass
@@ -49,6 +83,7 @@ class CacheEntry:
     on_device: bool
     locks: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    shares: tuple[str, ...] = ()
 
 
 @dataclass
@@ -99,11 +134,12 @@ class ModelCache:
             return sum(e.size for e in self._entries.values() if not e.on_device)
 
     # ---- loading --------------------------------------------------------------------------------
-    def get(self, key: str, loader: Loader) -> Any:
+    def get(self, key: str, loader: Loader, *, shares: tuple[str, ...] = ()) -> Any:
         """Return the cached value for ``key``, loading it with ``loader`` once if absent.
 
         Concurrent callers for one key wait for the single load; different keys load in parallel.
-        Loaded values stay in RAM (storage tier) until ``use`` places them.
+        Loaded values stay in RAM (storage tier) until ``use`` places them. ``shares`` names cached
+        entries whose tensors the value holds (they must be cached already).
         """
         with self._lock:
             entry = self._entries.get(key)
@@ -121,8 +157,14 @@ class ModelCache:
             value = loader()
             size = self._sizer(value)
             with self._lock:
+                missing = [k for k in shares if k not in self._entries]
+                if missing:
+                    raise KeyError(f"{key} shares tensors with entries that are not cached: {', '.join(missing)}")
+                if shares:  # count only what this entry adds
+                    shared = [self._entries[k].value for k in shares]
+                    size -= module_bytes(value) - own_bytes(value, shared)
                 # On a CPU-only cache the value is already "on the device".
-                entry = CacheEntry(key, value, size, on_device=not self.two_tier)
+                entry = CacheEntry(key, value, size, on_device=not self.two_tier, shares=tuple(shares))
                 self._entries[key] = entry
                 self.stats.loads += 1
                 self._make_room_in_ram(0)
@@ -146,8 +188,9 @@ class ModelCache:
     # ---- use ------------------------------------------------------------------------------------
     @contextmanager
     def use(self, *keys: str) -> Iterator[dict[str, Any]]:
-        """Lock ``keys`` on the execution device for the ``with`` block; unlock even on error."""
+        """Lock ``keys`` (and what they share) on the execution device for the ``with`` block; unlock even on error."""
         with self._lock:
+            keys = self._with_shared(keys)
             missing = [k for k in keys if k not in self._entries]
             if missing:
                 raise KeyError(f"not cached (call get first): {', '.join(missing)}")
@@ -177,6 +220,23 @@ class ModelCache:
                     entry.locks -= 1
                     entry.last_used = now
 
+    def _with_shared(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """``keys`` followed by every entry they share tensors with (transitively), each once."""
+        ordered: list[str] = []
+        pending = list(keys)
+        while pending:
+            key = pending.pop(0)
+            if key in ordered:
+                continue
+            ordered.append(key)
+            entry = self._entries.get(key)
+            if entry is not None:
+                pending.extend(entry.shares)
+        return tuple(ordered)
+
+    def _dependents(self, key: str) -> list[CacheEntry]:
+        return [e for e in self._entries.values() if key in e.shares]
+
     # ---- eviction -------------------------------------------------------------------------------
     def _lru_unlocked(self, on_device: bool) -> list[CacheEntry]:
         candidates = [e for e in self._entries.values() if e.on_device == on_device and e.locks == 0]
@@ -188,7 +248,9 @@ class ModelCache:
             if self.device_bytes() + needed <= budget:
                 return
             if self.two_tier:
-                _move(victim.value, torch.device("cpu"))
+                # Tensors shared with another entry stay: that entry decides where they live.
+                keep = set().union(*(_tensor_ids(self._entries[k].value) for k in victim.shares if k in self._entries))
+                _move(victim.value, torch.device("cpu"), keep)
                 victim.on_device = False
                 self.stats.offloads += 1
                 log.info("cache: offloaded %s to RAM", victim.key)
@@ -209,9 +271,15 @@ class ModelCache:
             self._drop(victim)
 
     def _drop(self, entry: CacheEntry) -> None:
+        if entry.key not in self._entries:
+            return
         del self._entries[entry.key]
         self.stats.drops += 1
         log.info("cache: dropped %s", entry.key)
+        # An entry holding this one's tensors would keep them alive: a reload would then be a second copy.
+        # (Dependents are never locked while this one is unlocked: using a dependent locks what it shares.)
+        for dependent in self._dependents(entry.key):
+            self._drop(dependent)
 
     def unload_all(self) -> list[str]:
         """Drop every unlocked entry (before training, which needs the whole device)."""

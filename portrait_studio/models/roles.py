@@ -133,6 +133,43 @@ _ROLE_LIST: list[Role] = [
         for motion in MOTION_LORAS
     ],
     Role(
+        "motion_adapter_v3",
+        "AnimateDiff v3 motion module (v1.5.3): portrait mode with SparseCtrl, and text mode without camera motion",
+        "animate",
+        HubSource(
+            "guoyww/animatediff-motion-adapter-v1-5-3",
+            allow_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+        ),
+        "portrait_studio.models.tiny_v3:build_motion_adapter_v3",
+        essential=False,
+    ),
+    Role(
+        # The repo name says "motion-lora", but this is AnimateDiff v3's *domain adapter* (v3_sd15_adapter.ckpt
+        # converted to diffusers): a rank-128 LoRA on the spatial attention layers that absorbs the look of the
+        # training videos. Its model card: "meant to be used with AnimateDiff v3 ... and SparseCtrl checkpoints".
+        "domain_adapter_v3",
+        "AnimateDiff v3 domain adapter LoRA (spatial attention), used with the v3 motion module",
+        "animate",
+        HubSource("guoyww/animatediff-motion-lora-v1-5-3", filename="diffusion_pytorch_model.safetensors"),
+        "portrait_studio.models.tiny_v3:build_domain_adapter_lora",
+        tiny_path="diffusion_pytorch_model.safetensors",
+        essential=False,
+    ),
+    *[
+        Role(
+            f"sparsectrl_{kind}",
+            f"AnimateDiff v3 SparseCtrl {kind} keyframe encoder ({what})",
+            "animate",
+            HubSource(
+                f"guoyww/animatediff-sparsectrl-{kind}",
+                allow_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+            ),
+            "portrait_studio.models.tiny_v3:build_sparsectrl",
+            essential=False,
+        )
+        for kind, what in (("rgb", "RGB images as keyframes"), ("scribble", "sketches as keyframes"))
+    ],
+    Role(
         "animatediff_lightning",
         "AnimateDiff-Lightning 4-step distilled motion adapter (Fast mode)",
         "animate",

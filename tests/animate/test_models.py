@@ -65,9 +65,27 @@ def test_motion_unet_is_its_own_cache_entry(tiny_manager) -> None:
     assert models.motion_unet_key() == "base+motion_adapter:unet_motion"
     assert models.motion_unet_key() in tiny_manager.cache
     assert models.motion_unet(tiny_manager) is unet_motion  # built once
+
+
+@pytest.mark.parametrize("adapter_role", [models.MOTION_ADAPTER_ROLE, models.V3_ROLE])
+def test_motion_unet_holds_the_base_unets_spatial_tensors_not_a_copy(tiny_manager, adapter_role: str) -> None:
     base_unet = tiny_manager.sd_components()["unet"]
-    base_pointers = {p.data_ptr() for p in base_unet.parameters()}
-    assert not base_pointers & {p.data_ptr() for p in unet_motion.parameters()}
+    unet_motion = models.motion_unet(tiny_manager, adapter_role=adapter_role)
+    base_params = {id(p) for p in base_unet.parameters()}
+    motion_params = list(unet_motion.parameters())
+    assert base_params <= {id(p) for p in motion_params}, "every spatial Parameter is the base UNet's own object"
+    own = [p for p in motion_params if id(p) not in base_params]
+    assert own and all(".motion_modules." in n for n, p in unet_motion.named_parameters() if id(p) not in base_params)
+    # The cache counts only the motion modules, and using the motion UNet places the base UNet too.
+    key = models.motion_unet_key(adapter_role=adapter_role)
+    entry = tiny_manager.cache._entries[key]
+    own_buffers = list(unet_motion.buffers())  # the motion modules' positional tables; the base UNet has none
+    assert not list(base_unet.buffers())
+    assert entry.size == sum(t.numel() * t.element_size() for t in own + own_buffers)
+    assert entry.shares == ("base:unet",)
+    with tiny_manager.cache.use(key):
+        assert tiny_manager.cache.is_locked("base:unet")
+    assert not tiny_manager.cache.is_locked("base:unet")
 
 
 def test_diffusers_from_pipe_still_fails_with_an_unfused_lora(tiny_settings, likeness_lora: Path) -> None:

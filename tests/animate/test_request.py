@@ -7,8 +7,10 @@ import pytest
 from PIL import Image
 
 from portrait_studio.animate.frames import fit_portrait, interpolate
-from portrait_studio.animate.request import AnimateRequest, Likeness, parse_motion
+from portrait_studio.animate.request import AnimateRequest, Likeness, parse_keyframes, parse_motion
 from portrait_studio.errors import InputError
+
+_IMG = Image.new("RGB", (8, 8))
 
 
 @pytest.mark.parametrize(
@@ -26,8 +28,18 @@ from portrait_studio.errors import InputError
         ({"motions": [("zoom-in", 1.0), ("zoom-in", 0.5)]}, "listed twice"),
         ({"motions": [("pan-left", 3.0)]}, "Weight of motion 'pan-left'"),
         ({"interpolate": "magic"}, "Unknown interpolation"),
-        ({"init_image": Image.new("RGB", (8, 8)), "strength": 0.01}, "Strength must be between"),
-        ({"init_image": Image.new("RGB", (8, 8)), "steps": 2, "strength": 0.4}, "below one step"),
+        ({"init_image": _IMG, "portrait_mode": "video2video", "strength": 0.01}, "Strength must be between"),
+        ({"init_image": _IMG, "portrait_mode": "video2video", "steps": 2, "strength": 0.4}, "below one step"),
+        ({"init_image": _IMG, "portrait_mode": "morph"}, "Unknown portrait mode 'morph'"),
+        ({"end_image": _IMG}, "needs a start portrait"),
+        ({"init_image": _IMG, "end_image": _IMG, "portrait_mode": "video2video"}, "only in the sparsectrl"),
+        ({"init_image": _IMG, "motions": [("zoom-in", 1.0)]}, "Camera motions belong to the v1.5.2"),
+        ({"init_image": _IMG, "fast": True}, "Fast mode .* has no SparseCtrl"),
+        ({"init_image": _IMG, "frames": 33}, "SparseCtrl animates up to 32 frames"),
+        ({"init_image": _IMG, "keyframe_strength": 2.5}, "Keyframe strength must be between 0 and 2"),
+        ({"init_image": _IMG, "keyframes": (0, 5)}, "one keyframe index per keyframe image"),
+        ({"init_image": _IMG, "end_image": _IMG, "frames": 8, "keyframes": (0, 8)}, "distinct frames between 0 and 7"),
+        ({"init_image": _IMG, "end_image": _IMG, "keyframes": (3, 3)}, "distinct frames"),
         ({"seed": 2**32}, "Seed must be between"),
     ],
 )
@@ -55,6 +67,18 @@ def test_valid_request_is_normalised(tmp_path) -> None:
 def test_missing_likeness_file_is_an_input_error(tmp_path) -> None:
     with pytest.raises(InputError, match="LoRA file of likeness 'Bob' is missing"):
         AnimateRequest("a portrait", likeness=Likeness(tmp_path / "gone.safetensors", name="Bob")).validate(64)
+
+
+def test_sparsectrl_keyframes_default_to_first_and_last_frame() -> None:
+    start = AnimateRequest("a portrait", init_image=_IMG, frames=8).validate(64)
+    assert (start.mode, start.keyframe_indices()) == ("sparsectrl", (0,))
+    both = AnimateRequest("a portrait", init_image=_IMG, end_image=_IMG, frames=8).validate(64)
+    assert both.keyframe_indices() == (0, 7)
+    assert both.describe()["keyframes"] == [0, 7] and both.describe()["strength"] is None
+    assert AnimateRequest("a portrait", frames=8).validate(64).mode == "txt2vid"
+    assert parse_keyframes("0, 12") == (0, 12)
+    with pytest.raises(InputError, match="separated by commas"):
+        parse_keyframes("first,last")
 
 
 def test_parse_motion() -> None:
@@ -93,3 +117,17 @@ def test_fit_portrait_crops_to_the_video_aspect() -> None:
     tall = Image.new("RGBA", (300, 600), (10, 20, 30, 255))
     fitted = fit_portrait(tall, 64, 32)
     assert fitted.size == (64, 32) and fitted.mode == "RGB"
+
+
+def test_a_likeness_reference_face_is_a_portrait_to_animate(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    reference = tmp_path / "reference.png"
+    Image.new("RGBA", (20, 30), (200, 10, 10, 255)).save(reference)
+    record = SimpleNamespace(lora_path=tmp_path / "l.safetensors", name="Ada", trigger="adaperson",
+                             random_weights=False, reference_path=reference)
+    portrait = Likeness.from_record(record).reference_portrait()
+    assert portrait.size == (20, 30) and portrait.mode == "RGB"
+    without = Likeness.from_record(SimpleNamespace(**{**vars(record), "reference_path": None}))
+    with pytest.raises(InputError, match="'Ada' has no reference face picture: upload a portrait"):
+        without.reference_portrait()

@@ -108,11 +108,12 @@ def test_pipeline_shares_vae_text_encoder_and_tokenizer_with_stylize(tiny_manage
     assert not tiny_manager.cache.is_locked(models.motion_unet_key())
 
 
-def test_portrait_to_animation_follows_the_portrait(tiny_manager, tmp_path: Path) -> None:
+def test_video_to_video_portrait_mode_follows_the_portrait(tiny_manager, tmp_path: Path) -> None:
     def render(image: Image.Image, strength: float, name: str) -> np.ndarray:
-        request = AnimateRequest("a portrait", init_image=image, strength=strength, **{**SMALL, "steps": 4})
+        request = AnimateRequest("a portrait", init_image=image, strength=strength, portrait_mode="video2video",
+                                 **{**SMALL, "steps": 4})
         result = animate(tiny_manager, request, tmp_path, name=name)
-        assert result.metadata["mode"] == "img2vid" and probe_video(result.mp4_path).frames == 4
+        assert result.metadata["mode"] == "video2video" and probe_video(result.mp4_path).frames == 4
         return np.stack(read_zip_frames(result.frames_zip)).astype(float)
 
     astronaut, coffee = _portrait("astronaut"), _portrait("coffee")
@@ -195,3 +196,19 @@ def test_output_name_cannot_leave_the_output_folder(tiny_manager, tmp_path: Path
     with pytest.raises(InputError, match="plain file name"):
         animate(tiny_manager, AnimateRequest("a portrait", **SMALL), tmp_path / "out", name=name)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("escape*"))
+
+
+def test_without_v3_weights_text_mode_falls_back_to_v152_and_says_so(tiny_home: Path, tmp_path: Path) -> None:
+    settings = settings_from_env(
+        {}, home=tiny_home, profile="tiny", offline=True,
+        model_overrides={"motion_adapter_v3": str(tmp_path / "absent")},
+    )
+    manager = ModelManager(settings)
+    result = animate(manager, AnimateRequest("a portrait", **SMALL), tmp_path, name="fallback")
+    assert result.metadata["motion_model"] == "tiny-random/motion_adapter"
+    assert result.metadata["domain_adapter"] is None
+    assert any("download --roles motion_adapter_v3,domain_adapter_v3" in w for w in result.warnings)
+    # SparseCtrl keyframes need v3: a clear missing-weights error, nothing written.
+    with pytest.raises(MissingWeightsError, match="motion_adapter_v3"):
+        animate(manager, AnimateRequest("a portrait", init_image=_portrait(), **SMALL), tmp_path / "none")
+    assert not (tmp_path / "none").exists()

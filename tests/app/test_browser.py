@@ -128,6 +128,22 @@ def test_animate_produces_a_playable_mp4(page) -> None:
     shot(page, "animate-result")
 
 
+def test_animate_an_uploaded_portrait_with_sparsectrl_keyframes(page, photos) -> None:
+    # Continues from the text animation above: wait for a *new* video, not the one already on the page.
+    previous = page.locator("#animate-video video").first.get_attribute("src")
+    page.locator("#animate-init input[type=file]").set_input_files(str(photos[0]))
+    page.wait_for_timeout(1500)
+    page.locator("#animate-portrait-mode").get_by_text("sparsectrl", exact=True).click()
+    page.locator("#animate-run").click()
+    page.wait_for_function(
+        "prev => { const v = document.querySelector('#animate-video video'); return v && v.src && v.src !== prev; }",
+        arg=previous, timeout=180_000,
+    )
+    assert_video_plays(page, "#animate-video")
+    page.locator("#animate-notes").get_by_text("mode sparsectrl", exact=False).wait_for(timeout=30_000)
+    shot(page, "animate-portrait-sparsectrl")
+
+
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_talk_produces_a_playable_mp4(page, photos, tmp_path) -> None:
     speech = tmp_path / "hello.wav"

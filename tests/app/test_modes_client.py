@@ -60,8 +60,33 @@ def test_photo_to_anime(client, portrait) -> None:
 def test_animation_from_a_portrait(client, portrait) -> None:
     mp4, gif, frames_zip, notes = client.predict(
         "", 0.8, "", "smiling", "", handle_file(str(portrait)), 0.6, ["zoom-in"], 0.8, 4, 8, 2, 5.0, 1, "none",
-        False, api_name="/animate",
+        False, "video2video", None, 1.0, api_name="/animate",
     )
     video_path = mp4["video"] if isinstance(mp4, dict) else mp4
     assert Path(video_path).suffix == ".mp4" and Path(frames_zip).suffix == ".zip"
     assert "4 frames at 8 fps" in notes
+
+
+def test_portrait_to_end_image_with_sparsectrl_keyframes(client, portrait, tmp_path) -> None:
+    import json
+    import zipfile
+
+    end = tmp_path / "end.png"
+    with Image.open(portrait) as image:
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(end)
+    mp4, gif, frames_zip, notes = client.predict(
+        "", 0.8, "", "smiling", "", handle_file(str(portrait)), 0.6, [], 0.8, 4, 8, 2, 5.0, 1, "none",
+        False, "sparsectrl", handle_file(str(end)), 0.9, api_name="/animate",
+    )
+    with zipfile.ZipFile(frames_zip) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    assert (metadata["mode"], metadata["keyframes"], metadata["keyframe_strength"]) == ("sparsectrl", [0, 3], 0.9)
+    assert "4 frames at 8 fps" in notes
+
+
+def test_camera_motion_in_sparsectrl_mode_is_refused_with_the_way_out(client, portrait) -> None:
+    with pytest.raises(Exception, match="video2video"):
+        client.predict(
+            "", 0.8, "", "smiling", "", handle_file(str(portrait)), 0.6, ["zoom-in"], 0.8, 4, 8, 2, 5.0, 1, "none",
+            False, "sparsectrl", None, 1.0, api_name="/animate",
+        )
