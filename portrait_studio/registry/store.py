@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from portrait_studio.registry.convert import (
     write_safetensors_atomic,
 )
 from portrait_studio.registry.records import (
+    INSTANT_NAME,
+    KIND_INSTANT,
+    KIND_LORA,
     LORA_NAME,
     PREVIEW_NAME,
     REFERENCE_NAME,
@@ -138,16 +142,46 @@ class LoraRegistry:
         )
         return self._store(owner, clean_name(name if name is not None else (title or "lora")), info, fields)
 
+    def add_instant(
+        self,
+        owner: str,
+        name: str,
+        write_encodings: Callable[[Path], Path],
+        *,
+        reference: Any,
+        trigger: str,
+        class_word: str,
+        base_model: str,
+        faces: int,
+        random_weights: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> LoraRecord:
+        """Store an instant likeness: face encodings (``write_encodings(path)`` writes them) + reference face.
+
+        Same namespaces, locking and unique names as LoRAs; ``kind`` is "instant" and there is no LoRA file.
+        """
+        fields = dict(
+            trigger=_meta_text(trigger), class_word=_meta_text(class_word), base_model=_meta_text(base_model, 300),
+            base_revision="", rank=0, steps=0, similarity=None, source="photos", random_weights=bool(random_weights),
+            extra={**(extra or {}), "faces": int(faces)}, kind=KIND_INSTANT,
+        )
+        return self._store(owner, clean_name(name), None, fields, reference, reference, write_encodings)
+
     def _store(
-        self, owner: str, name: str, info: LoraFileInfo, fields: dict[str, Any],
-        preview: Any = None, reference: Any = None,
+        self, owner: str, name: str, info: LoraFileInfo | None, fields: dict[str, Any],
+        preview: Any = None, reference: Any = None, write_payload: Callable[[Path], Path] | None = None,
     ) -> LoraRecord:
         namespace = self.namespace(owner)
         namespace.mkdir(parents=True, exist_ok=True)
         staging = namespace / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            lora_path = write_safetensors_atomic(canonical_state_dict(info), {"format": "pt"}, staging / LORA_NAME)
+            if write_payload is not None:
+                lora_path = write_payload(staging / INSTANT_NAME)
+            else:
+                assert info is not None
+                lora_path = write_safetensors_atomic(canonical_state_dict(info), {"format": "pt"}, staging / LORA_NAME)
+                fields = {**fields, "kind": KIND_LORA}
             for image, filename in ((preview, PREVIEW_NAME), (reference, REFERENCE_NAME)):
                 if image is not None:
                     write_bytes_atomic(staging / filename, _png_bytes(image, filename))
@@ -196,6 +230,11 @@ class LoraRegistry:
         if fmt not in EXPORT_FORMATS:
             raise InputError(f"Unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
         record = self.get(owner, slug)
+        if record.is_instant:
+            raise InputError(
+                f"'{record.name}' is an instant likeness (face encodings for the IP-Adapter), not a LoRA: there "
+                "is no LoRA file to export. Train a likeness from the same photos to get one."
+            )
         out_path = Path(out_path)
         if out_path.is_dir():
             suffix = "" if fmt == "kohya" else "-diffusers"
