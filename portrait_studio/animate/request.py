@@ -21,20 +21,39 @@ MAX_MOTION_WEIGHT = 2.0
 
 @dataclass(frozen=True)
 class Likeness:
-    """A likeness LoRA for one request: the file (server side), its weight, and what to say about it."""
+    """A likeness for one request: its LoRA file or, for an instant likeness, its face encodings (server
+    side), the LoRA weight, the face adapter's strength, and what to say about it.
 
-    path: Path
+    ``face_strength`` None means the default (0.7) for an instant likeness and no adapter for a LoRA; a
+    value above 0 adds the adapter to a trained likeness on its ``reference_path`` face.
+    """
+
+    path: Path | None
     weight: float = 0.8
     name: str = ""
     trigger: str = ""
     random_weights: bool = False
+    instant_path: Path | None = None
+    reference_path: Path | None = None
+    face_strength: float | None = None
+
+    @property
+    def is_instant(self) -> bool:
+        return self.instant_path is not None
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path or self.instant_path or "likeness").parent.name
 
     @classmethod
-    def from_record(cls, record: Any, weight: float = 0.8) -> Likeness:
-        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``)."""
+    def from_record(cls, record: Any, weight: float = 0.8, face_strength: float | None = None) -> Likeness:
+        """From a registry ``LoraRecord`` (a trained/imported LoRA, or an instant likeness)."""
+        instant = bool(getattr(record, "is_instant", False))
         return cls(
-            Path(record.lora_path), weight, str(record.name), str(getattr(record, "trigger", "") or ""),
-            bool(getattr(record, "random_weights", False)),
+            None if instant else Path(record.lora_path), weight, str(record.name),
+            str(getattr(record, "trigger", "") or ""), bool(getattr(record, "random_weights", False)),
+            instant_path=Path(record.instant_path) if instant else None,
+            reference_path=getattr(record, "reference_path", None), face_strength=face_strength,
         )
 
 
@@ -94,11 +113,15 @@ class AnimateRequest:
                 )
         prompt = self.prompt.strip()
         if self.likeness is not None:
-            label = self.likeness.name or self.likeness.path.parent.name
+            label = self.likeness.label
             if not 0 <= self.likeness.weight <= 2:
                 raise InputError(f"Likeness weight must be between 0 and 2, got {self.likeness.weight}.")
-            if not Path(self.likeness.path).is_file():
-                raise InputError(f"The LoRA file of likeness '{label}' is missing; re-import or re-train it.")
+            strength = self.likeness.face_strength
+            if strength is not None and not 0 <= strength <= 2:
+                raise InputError(f"Face strength must be between 0 and 2, got {strength}.")
+            payload = self.likeness.instant_path if self.likeness.is_instant else self.likeness.path
+            if payload is None or not Path(payload).is_file():
+                raise InputError(f"The files of likeness '{label}' are missing; re-import, re-train or re-create it.")
             trigger = self.likeness.trigger.strip()
             if trigger and trigger.lower() not in prompt.lower():
                 prompt = f"{trigger}, {prompt}"
@@ -120,8 +143,9 @@ class AnimateRequest:
         return {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
-            "likeness": (self.likeness.name or self.likeness.path.parent.name) if self.likeness else None,
-            "likeness_weight": self.likeness.weight if self.likeness else None,
+            "likeness": self.likeness.label if self.likeness else None,
+            "likeness_kind": ("instant" if self.likeness.is_instant else "lora") if self.likeness else None,
+            "likeness_weight": self.likeness.weight if self.likeness and not self.likeness.is_instant else None,
             "motions": {name: weight for name, weight in self.motions},
             "frames": self.frames,
             "fps": self.fps,

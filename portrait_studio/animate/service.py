@@ -12,6 +12,7 @@ from portrait_studio.animate.frames import fit_portrait, interpolate, to_arrays,
 from portrait_studio.animate.loras import motion_lora_paths, motion_role
 from portrait_studio.animate.request import AnimateRequest, AnimateResult
 from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.instant.use import face_adapter_for
 from portrait_studio.media.outputs import AI_LABEL
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager, generator_for
@@ -57,13 +58,15 @@ def animate(
     progress(0.0, "loading motion model")
     motion = models.motion_info(manager, base_role, req.fast)
     motion_loras = motion_lora_paths(manager, req.motions)
-    loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras
+    likeness_lora = req.likeness.path if req.likeness and not req.likeness.is_instant else None
+    loras = ([(Path(likeness_lora), req.likeness.weight)] if likeness_lora else []) + motion_loras
+    face, face_random = _face(manager, req)
     steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
     warnings: list[str] = []
     if req.fast and (req.steps != steps or req.guidance != guidance):
         warnings.append(f"Fast mode always runs {steps} steps without guidance; steps and guidance were ignored.")
 
-    frames = _render(manager, req, base_role, loras, steps, guidance, progress, cancel)
+    frames = _render(manager, req, base_role, loras, steps, guidance, progress, cancel, face)
     cancel.raise_if_cancelled()
 
     progress(_DENOISE_END, "writing video")
@@ -74,6 +77,7 @@ def animate(
         or motion.random_weights
         or any(is_random_weights(path) for path, _ in motion_loras)
         or bool(req.likeness and req.likeness.random_weights)
+        or face_random
     )
     if random_weights:
         warnings.insert(0, RANDOM_WEIGHTS_WARNING)
@@ -87,6 +91,7 @@ def animate(
         "motion_model": motion.adapter_id,
         "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
         "free_noise": req.frames > models.CONTEXT_FRAMES,
+        "face_strength": face.strength if face is not None else None,
         "random_weights": random_weights,
         "label": AI_LABEL,
     }
@@ -105,6 +110,7 @@ def _render(
     guidance: float,
     progress: ProgressFn,
     cancel: CancelToken,
+    face: Any = None,
 ) -> list[Any]:
     """Denoise and decode; every change to shared modules is undone before this returns or raises."""
     kind = "vid2vid" if req.init_image is not None else "txt2vid"
@@ -135,14 +141,28 @@ def _render(
         progress(_LOAD_END, "animating")
         try:
             with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, req.frames):
-                with loras_applied(pipe, loras):
-                    output = pipe(**call)
+                with loras_applied(pipe, loras), face_adapter_for(manager, pipe, face, guidance) as face_kwargs:
+                    output = pipe(**call, **face_kwargs)
         finally:
             dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))
     if dirty:  # never hand a LoRA-carrying module to the next request
         models.drop_motion_unet(manager, base_role, req.fast)
         manager.cache.remove(f"{base_role}:text_encoder")
     return list(output.frames[0])
+
+
+def _face(manager: ModelManager, req: AnimateRequest) -> tuple[Any, bool]:
+    """The face-adapter condition (instant likeness, or a trained one with a face strength) and whether
+    the adapter's models are random."""
+    if req.likeness is None:
+        return None, False
+    from portrait_studio.instant.adapter import adapter_random_weights
+    from portrait_studio.instant.use import face_condition, resolve_strength
+
+    strength = resolve_strength(req.likeness.face_strength, req.likeness.is_instant)
+    condition = face_condition(manager, req.likeness.label, strength, instant_path=req.likeness.instant_path,
+                               reference_path=req.likeness.reference_path)
+    return condition, bool(condition is not None and adapter_random_weights(manager))
 
 
 def _write_outputs(
