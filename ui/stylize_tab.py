@@ -30,12 +30,27 @@ from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 TASK = "stylize"
 
 
+def _face_strength(services: Services, owner: str, slug: str | None, strength: float | None,
+                   with_lora: bool) -> float | None:
+    """The request's face-adapter strength: the slider for an instant likeness, for a trained one only when
+    the user asked for LoRA + adapter (None = off)."""
+    if not slug or strength is None:
+        return None
+    record = call_service(services.registry.get, owner, slug)
+    return float(strength) if record.is_instant or with_lora else None
+
+
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     gr.Markdown(missing_markdown(services, ["base"]))
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="stylize-likeness")
-            likeness_weight = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Likeness weight")
+            likeness_weight = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Likeness weight (trained likeness)")
+            face_strength = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Face strength (face adapter)",
+                                      info="Instant likenesses always use it; 0 turns it off",
+                                      elem_id="stylize-face-strength")
+            face_with_lora = gr.Checkbox(label="Add the face adapter to a trained likeness (LoRA + adapter)",
+                                         value=False)
             preset = gr.Dropdown(preset_choices(services), value="", label="Style preset", elem_id="stylize-preset")
             prompt = gr.Textbox(
                 label="Prompt (added to the preset's, or on its own)", lines=3,
@@ -91,14 +106,16 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @on_gpu(seconds=120)
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
                     template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
-                    sampler_name, step_count, cfg, w, h, request: gr.Request, progress=gr.Progress()):
+                    sampler_name, step_count, cfg, w, h, strength=0.7, adapter_with_lora=False,
+                    request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
+        face = _face_strength(services, owner, slug, strength, adapter_with_lora)
         template = template_image if isinstance(template_image, Image.Image) else None
         if template is None and template_choice:
             template = call_service(load_template, services.settings, template_choice)
         req = StylizeRequest(
             prompt=prompt_text or "", preset=preset_id or None, negative_prompt=negative_text or "",
-            likeness=slug or None, likeness_weight=float(weight),
+            likeness=slug or None, likeness_weight=float(weight), face_strength=face,
             style_loras=[(s, float(lora_weight)) for s in (lora_slugs or [])],
             template=template, denoise=float(denoise_value), control=control_kind, n=int(count), best_of=bool(rank),
             seed=None if seed_value is None or seed_value < 0 else int(seed_value),
@@ -129,7 +146,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         on_generate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
                 template_upload, template_name, denoise, control, style_loras, style_weight,
-                sampler, steps, guidance, width, height],
+                sampler, steps, guidance, width, height, face_strength, face_with_lora],
         outputs=[gallery, notes, paths_state, selected],
         api_name="stylize",
         **GPU_QUEUE,

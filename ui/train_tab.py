@@ -10,6 +10,7 @@ import pandas as pd
 
 from portrait_studio.faces.pipeline import prepare_faces
 from portrait_studio.faces.report import NotEnoughFacesError
+from portrait_studio.instant.create import STORED_NOTE, create_instant
 from portrait_studio.likeness.config import PRESETS, preset_config
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
@@ -88,8 +89,13 @@ def build(services: Services) -> dict[str, gr.Component]:
             keep = gr.Checkbox(label="Keep my photos after training (otherwise they are deleted)", value=False)
             consent = gr.Checkbox(label=CONSENT, value=False, elem_id="train-consent")
             with gr.Row():
-                start = gr.Button("Train", variant="primary", interactive=not zero_gpu(), elem_id="train-start")
+                instant = gr.Button("Use now (instant)", variant="primary", elem_id="train-instant")
+                start = gr.Button("Train (better, ~20 min on a GPU)", variant="secondary", interactive=not zero_gpu(),
+                                  elem_id="train-start")
                 cancel = gr.Button("Cancel training", variant="stop")
+            gr.Markdown("**Use now** makes an instant likeness in seconds with a face adapter (IP-Adapter Plus "
+                        f"Face), no training. {STORED_NOTE} **Train** learns your face into a LoRA: better in "
+                        "every style, but it takes a while.")
         with gr.Column(scale=3):
             sheet = gr.Image(label="Photo check", type="pil", interactive=False, elem_id="train-sheet")
             verdicts = gr.Dataframe(_verdict_rows([]), label="Verdicts", interactive=False, wrap=True)
@@ -140,6 +146,20 @@ def build(services: Services) -> dict[str, gr.Component]:
         status = services.jobs.status(owner, new_id)
         return new_id, _status_markdown(status), _similarity_frame(status), gr.Timer(active=True)
 
+    @on_gpu(seconds=60, task="instant_likeness")
+    def on_instant(files, likeness_name, agreed, request: gr.Request, progress=gr.Progress()):
+        paths = _photo_paths(files)
+        if not paths:
+            raise gr.Error("Add your selfies first (one good photo is enough for an instant likeness).")
+        owner = request_owner(services, request)
+        result = call_service(create_instant, services.manager, services.settings, likeness_name or "", paths,
+                              owner=owner, registry=services.registry, consent=bool(agreed),
+                              progress=progress_fn(progress))
+        record = result.record
+        lines = [f"Instant likeness **{record.name}** is in your Library ({result.faces_used} face(s)); pick it "
+                 "in Stylize or Animate.", STORED_NOTE, *[f"⚠️ {w}" for w in result.warnings]]
+        return "\n\n".join(lines), load_picture(record.reference_path)
+
     def on_tick(current: str, request: gr.Request):
         owner = request_owner(services, request)
         jobs = services.jobs.list(owner)
@@ -169,6 +189,8 @@ def build(services: Services) -> dict[str, gr.Component]:
     photos.upload(on_check, [photos], [sheet, verdicts, check_notes], api_name=False, **GPU_QUEUE)
     start.click(on_start, [photos, name, preset, steps, keep, consent], [job_id, status_md, plot, timer],
                 api_name="train")
+    instant.click(on_instant, [photos, name, consent], [status_md, preview], api_name="instant_likeness",
+                  **GPU_QUEUE)
     timer.tick(on_tick, [job_id], [job_id, status_md, plot, preview, timer], api_name=False, show_progress="hidden")
     cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training")
     return {"status": status_md, "timer": timer, "job_id": job_id, "tick": on_tick}

@@ -49,17 +49,21 @@ def create_instant(
     *,
     owner: str = "local",
     registry: Any = None,
+    consent: bool = True,
     progress: ProgressFn = no_progress,
     cancel: CancelToken | None = None,
 ) -> InstantResult:
     """Check ``photos`` (one usable face is enough), encode the best crops, add the likeness to the Library.
 
+    ``consent`` is the app's consent checkbox (running the command line is consent, as for training).
     Raises :class:`NotEnoughFacesError` (with the per-photo report) when no photo passes.
     """
     from portrait_studio.faces.pipeline import prepare_faces
     from portrait_studio.registry import LoraRegistry
 
     cancel = cancel or CancelToken()
+    if consent is not True:
+        raise InputError("Please confirm consent: use only photos of yourself, or of someone who agreed to it.")
     if not (name or "").strip():
         raise InputError("Give the likeness a name (for example your first name).")
     registry = registry or LoraRegistry(settings.registry_dir)
