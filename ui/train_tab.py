@@ -11,7 +11,7 @@ import pandas as pd
 from portrait_studio.faces.pipeline import prepare_faces
 from portrait_studio.faces.report import NotEnoughFacesError
 from portrait_studio.instant.create import STORED_NOTE, create_instant
-from portrait_studio.likeness.config import PRESETS, preset_config
+from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
@@ -139,8 +139,11 @@ def build(services: Services) -> dict[str, gr.Component]:
         overrides = {"steps": int(step_count)} if step_count and int(step_count) > 0 else {}
         # Train at the base model's native size (512 for SD1.5); it also fails early when weights are missing.
         overrides["resolution"] = call_service(services.manager.sd_info).default_size
-        config = call_service(preset_config, preset_name, max(len(paths), 1), **overrides)
         owner = request_owner(services, request)
+        # Each likeness gets its own rare trigger: two likenesses of one owner never share one.
+        taken = {record.trigger for record in services.registry.list(owner)}
+        overrides["trigger"] = call_service(pick_trigger, f"{owner}/{likeness_name or ''}", taken)
+        config = call_service(preset_config, preset_name, max(len(paths), 1), **overrides)
         new_id = call_service(services.jobs.submit, owner, likeness_name or "", paths, config, bool(agreed),
                               bool(keep_photos))
         status = services.jobs.status(owner, new_id)

@@ -119,9 +119,11 @@ class AnimateRequest:
             strength = self.likeness.face_strength
             if strength is not None and not 0 <= strength <= 2:
                 raise InputError(f"Face strength must be between 0 and 2, got {strength}.")
-            payload = self.likeness.instant_path if self.likeness.is_instant else self.likeness.path
-            if payload is None or not Path(payload).is_file():
-                raise InputError(f"The files of likeness '{label}' are missing; re-import, re-train or re-create it.")
+            if self.likeness.is_instant:
+                if not Path(self.likeness.instant_path).is_file():
+                    raise InputError(f"The face encodings of instant likeness '{label}' are missing; create it again.")
+            elif self.likeness.path is None or not Path(self.likeness.path).is_file():
+                raise InputError(f"The LoRA file of likeness '{label}' is missing; re-import or re-train it.")
             trigger = self.likeness.trigger.strip()
             if trigger and trigger.lower() not in prompt.lower():
                 prompt = f"{trigger}, {prompt}"

@@ -136,7 +136,7 @@ class LoraRegistry:
         title = _meta_text(meta.get("modelspec.title") or meta.get("ss_output_name") or path.stem)
         base = _meta_text(meta.get("modelspec.base_model") or Path(meta.get("ss_sd_model_name", "")).name)
         fields = dict(
-            trigger=_meta_text(meta.get("modelspec.trigger_phrase", "")), class_word="",
+            trigger=_meta_text(meta.get("modelspec.trigger_phrase") or _kohya_trigger(meta)), class_word="",
             base_model=base, base_revision="", rank=info.rank, steps=_meta_int(meta.get("ss_steps")),
             similarity=None, source="imported", random_weights=False, extra={"format_in": info.grammar},
         )
@@ -299,6 +299,24 @@ def _png_bytes(image: Any, filename: str) -> bytes:
 def _meta_text(value: object, limit: int = 120) -> str:
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value or "")).split())
     return text[:limit]
+
+
+def _kohya_trigger(metadata: dict[str, str]) -> str:
+    """The trigger of a kohya file whose captions had a single tag (as our export writes), else "".
+
+    A style LoRA's many tags say nothing about a trigger, so they are not guessed from.
+    """
+    import json
+
+    try:
+        frequencies = json.loads(metadata.get("ss_tag_frequency") or "{}")
+        counts: dict[str, int] = {}
+        for tags in frequencies.values():
+            for tag, count in tags.items():
+                counts[str(tag)] = counts.get(str(tag), 0) + int(count)
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    return next(iter(counts)) if len(counts) == 1 else ""
 
 
 def _meta_int(value: object) -> int:
