@@ -88,7 +88,7 @@ def create_instant(
         record = registry.add_instant(
             owner, name, lambda target: save_encodings(encodings, target, encoder_id),
             reference=prepared.reference_path, trigger="", class_word=CLASS_WORD, base_model=info.base_id,
-            faces=len(crops), random_weights=random_weights,
+            faces=len(crops), random_weights=random_weights, identity=prepared.reference_embedding,
             extra={"image_encoder": encoder_id, "face_backend": prepared.backend,
                    "adapter": manager.locator.source_description("ip_adapter_face")},
         )

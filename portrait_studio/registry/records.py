@@ -6,6 +6,8 @@
                    manifest.json         written last, atomically (a folder without it is ignored)
                    preview.png           optional
                    reference.png         optional (the face the likeness was trained on / made from)
+                   identity.npy          optional (face-model identity centre of the crops; its backend
+                                         is ``extra["face_backend"]``): the likeness score of best-of-N
 ```
 The folder name is the slug of record; the manifest's copy is only informative. An *instant* likeness
 holds no LoRA: only the image encoder's encodings of the kept face crops and the reference face.
@@ -25,6 +27,7 @@ LORA_NAME = "lora.safetensors"
 PREVIEW_NAME = "preview.png"
 REFERENCE_NAME = "reference.png"
 INSTANT_NAME = "instant.safetensors"
+IDENTITY_NAME = "identity.npy"  # the face backend's identity centre of the kept crops (likeness score)
 MANIFEST_VERSION = 1
 SOURCES = ("trained", "imported", "photos")
 KIND_LORA = "lora"
@@ -63,6 +66,11 @@ class LoraRecord:
     @property
     def instant_path(self) -> Path:
         return self.folder / INSTANT_NAME
+
+    @property
+    def identity_path(self) -> Path | None:
+        path = self.folder / IDENTITY_NAME
+        return path if path.is_file() else None
 
     @property
     def payload_path(self) -> Path:

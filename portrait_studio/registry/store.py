@@ -29,6 +29,7 @@ from portrait_studio.registry.convert import (
     write_safetensors_atomic,
 )
 from portrait_studio.registry.records import (
+    IDENTITY_NAME,
     INSTANT_NAME,
     KIND_INSTANT,
     KIND_LORA,
@@ -110,6 +111,7 @@ class LoraRegistry:
         extra: dict[str, Any] | None = None,
         base_revision: str = "",
         random_weights: bool | None = None,
+        identity: Any = None,
     ) -> LoraRecord:
         """Store a LoRA that training wrote (diffusers format). ``base_model`` may be ``"id@revision"``."""
         info = validate_lora_file(Path(lora_file), max_bytes=self.max_lora_bytes)
@@ -124,7 +126,7 @@ class LoraRegistry:
             random_weights=bool(extra.get("random_weights", False) if random_weights is None else random_weights),
             extra=extra,
         )
-        return self._store(owner, clean_name(name), info, fields, preview, reference)
+        return self._store(owner, clean_name(name), info, fields, preview, reference, identity=identity)
 
     def import_file(
         self, owner: str, path: Path, name: str | None = None, base_shapes: BaseShapes | None = None
@@ -155,6 +157,7 @@ class LoraRegistry:
         faces: int,
         random_weights: bool,
         extra: dict[str, Any] | None = None,
+        identity: Any = None,
     ) -> LoraRecord:
         """Store an instant likeness: face encodings (``write_encodings(path)`` writes them) + reference face.
 
@@ -165,11 +168,12 @@ class LoraRegistry:
             base_revision="", rank=0, steps=0, similarity=None, source="photos", random_weights=bool(random_weights),
             extra={**(extra or {}), "faces": int(faces)}, kind=KIND_INSTANT,
         )
-        return self._store(owner, clean_name(name), None, fields, reference, reference, write_encodings)
+        return self._store(owner, clean_name(name), None, fields, reference, reference, write_encodings, identity)
 
     def _store(
         self, owner: str, name: str, info: LoraFileInfo | None, fields: dict[str, Any],
         preview: Any = None, reference: Any = None, write_payload: Callable[[Path], Path] | None = None,
+        identity: Any = None,
     ) -> LoraRecord:
         namespace = self.namespace(owner)
         namespace.mkdir(parents=True, exist_ok=True)
@@ -185,6 +189,8 @@ class LoraRegistry:
             for image, filename in ((preview, PREVIEW_NAME), (reference, REFERENCE_NAME)):
                 if image is not None:
                     write_bytes_atomic(staging / filename, _png_bytes(image, filename))
+            if identity is not None:
+                write_bytes_atomic(staging / IDENTITY_NAME, _npy_bytes(identity))
             created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
             with namespace_lock(namespace):
                 self._sweep(namespace)
@@ -293,6 +299,18 @@ def _png_bytes(image: Any, filename: str) -> bytes:
         raise InputError(f"{filename} must be a PIL image or an image file, got {type(image).__name__}.")
     buffer = io.BytesIO()
     image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _npy_bytes(values: Any) -> bytes:
+    """A finite 1-D float32 vector as .npy bytes (read back with ``allow_pickle=False``)."""
+    import numpy as np
+
+    vector = np.asarray(values, dtype=np.float32).reshape(-1)
+    if vector.size == 0 or vector.size > 4096 or not np.isfinite(vector).all():
+        raise InputError("The identity embedding is empty or damaged: check the photos again.")
+    buffer = io.BytesIO()
+    np.save(buffer, vector, allow_pickle=False)
     return buffer.getvalue()
 
 

@@ -45,6 +45,8 @@ class Likeness:
     reference_path: Path | None
     random_weights: bool
     instant_path: Path | None = None
+    identity_path: Path | None = None  # face-model identity centre (the likeness score), when stored
+    face_backend: str = ""
 
     @property
     def is_instant(self) -> bool:
@@ -112,7 +114,8 @@ def resolve_likeness(settings: Any, registry: Any, owner: str, name: str, info: 
         return Likeness(
             name=record.name, slug=record.slug, lora_path=None, trigger="", class_word=record.class_word,
             reference_path=record.reference_path, random_weights=bool(record.random_weights),
-            instant_path=record.instant_path,
+            instant_path=record.instant_path, identity_path=record.identity_path,
+            face_backend=str(record.extra.get("face_backend", "")),
         )
     if not record.trigger:
         raise InputError(
@@ -122,7 +125,8 @@ def resolve_likeness(settings: Any, registry: Any, owner: str, name: str, info: 
     return Likeness(
         name=record.name, slug=record.slug, lora_path=record.lora_path, trigger=record.trigger,
         class_word=record.class_word, reference_path=record.reference_path,
-        random_weights=bool(record.random_weights),
+        random_weights=bool(record.random_weights), identity_path=getattr(record, "identity_path", None),
+        face_backend=str(getattr(record, "extra", {}).get("face_backend", "")),
     )
 
 

@@ -211,9 +211,9 @@ def _run_template(
 def _scorer(settings: Settings, request: StylizeRequest, likeness: Likeness | None) -> Any:
     if not request.best_of or likeness is None:
         return None
-    from portrait_studio.stylize.best_of import reference_scorer
+    from portrait_studio.stylize.best_of import likeness_scorer
 
-    return reference_scorer(settings, likeness.reference_path, likeness.name)
+    return likeness_scorer(settings, likeness)
 
 
 def _preflight_restore(settings: Settings) -> bool:

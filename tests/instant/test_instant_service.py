@@ -32,6 +32,7 @@ def ada(tiny_manager, tiny_settings, registry, package_photos):
 
 def test_instant_entry_lives_in_its_owners_namespace(ada, registry) -> None:
     assert ada.is_instant and ada.instant_path.is_file() and ada.reference_path is not None
+    assert ada.identity_path is not None and ada.extra["face_backend"] == "dlib" and ada.extra["faces"] == 1
     assert [r.slug for r in registry.list("owner-a")] == [ada.slug]
     assert registry.list("owner-b") == []
     with pytest.raises(InputError, match="No LoRA named"):
@@ -93,3 +94,29 @@ def test_animate_with_instant_leaves_the_motion_unet_as_it_was(tiny_manager, reg
     assert result.metadata["face_strength"] == 0.8 and result.metadata["prompt"] == "smiling"
     assert models.motion_unet(tiny_manager) is unet_motion
     assert_unchanged(unet_motion, before)
+
+
+def test_template_portrait_with_instant_leaves_the_cached_unet_as_it_was(tiny_manager, tiny_settings, registry,
+                                                                         ada, package_photos) -> None:
+    unet = tiny_manager.sd_components("base", ("unet",))["unet"]
+    before = processors_and_state(unet)
+    with Image.open(package_photos["grace"]) as photo:
+        template = photo.convert("RGB").resize((256, 300))
+    request = StylizeRequest(prompt="oil painting", likeness="Ada", template=template, control="none", steps=2,
+                             seed=1, denoise=0.5)
+    result = stylize(tiny_manager, request, tiny_settings, registry, owner="owner-a")
+    assert result.images[0].metadata["mode"] == "template" and result.images[0].metadata["face_strength"] == 0.7
+    assert result.images[0].image.size == template.size
+    assert_unchanged(unet, before)
+
+
+def test_best_of_scores_instant_and_trained_against_the_stored_identity_centre(tiny_settings, tiny_manager,
+                                                                               registry, ada) -> None:
+    from portrait_studio.stylize.best_of import likeness_scorer
+    from portrait_studio.stylize.likeness import resolve_likeness
+
+    likeness = resolve_likeness(tiny_settings, registry, "owner-a", "Ada", tiny_manager.sd_info())
+    scorer = likeness_scorer(tiny_settings, likeness)
+    centre = np.load(ada.identity_path)
+    assert scorer.backend.name == "dlib"
+    assert np.allclose(scorer.reference, centre / np.linalg.norm(centre))

@@ -44,6 +44,8 @@ def test_balanced_lora_has_text_encoder_and_feed_forward_keys_and_its_own_trigge
     assert first.trigger != second.trigger and first.trigger.startswith("ps") and first.trigger != "ohwx"
     manifest = json.loads((first.folder / "manifest.json").read_text())
     assert manifest["trigger"] == first.trigger and manifest["extra"]["preset"] == "Balanced"
+    # The identity centre the checkpoints were scored with is kept: best-of-N scores with it too.
+    assert first.identity_path is not None and manifest["extra"]["face_backend"] == "dlib"
 
     with safe_open(str(first.lora_path), framework="pt") as handle:
         keys = list(handle.keys())
