@@ -94,7 +94,9 @@ def image_encoder(manager: ModelManager) -> Any:
 
     def load() -> Any:
         from transformers import CLIPVisionModelWithProjection
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         folder = encoder_folder(manager)
         try:
             model = CLIPVisionModelWithProjection.from_pretrained(str(folder), dtype=manager.dtype)

@@ -112,7 +112,9 @@ def build_ip_adapter_face(folder: Path, role: Role | None = None) -> None:
 def build_ip_image_encoder(folder: Path, role: Role | None = None) -> None:
     """``models/image_encoder/`` (config.json + model.safetensors) with a tiny CLIP vision tower."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     torch.manual_seed(14)
     config = CLIPVisionConfig(hidden_act="gelu", layer_norm_eps=1e-5, **TINY_ENCODER)
     model = CLIPVisionModelWithProjection(config)
