@@ -62,6 +62,22 @@ def test_balanced_lora_has_text_encoder_and_feed_forward_keys_and_its_own_trigge
     assert json.loads(metadata["ss_tag_frequency"]) == {"likeness": {first.trigger: 1}}
     assert any(k.startswith("lora_te_") for k in kohya_keys) and any("_ff_net_2." in k for k in kohya_keys)
 
+    # The LoRA loads into the pipeline (conv 1x1 proj_in/out included) and changes the picture.
+    import numpy as np
+    import torch
+
+    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.registry import loras_applied
+
+    def render(pipe) -> np.ndarray:  # noqa: ANN001
+        return pipe(f"{first.trigger} person", num_inference_steps=2, height=32, width=32, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images[0]
+
+    with ModelManager(settings).sd_pipeline() as pipe:
+        plain = render(pipe)
+        with loras_applied(pipe, [(first.lora_path, 1.0)]):
+            assert np.abs(render(pipe) - plain).max() > 1e-4
+
     again = registry.import_file("someone-else", exported, name="Ada again")
     assert again.trigger == first.trigger
     with safe_open(str(again.lora_path), framework="pt") as handle:
