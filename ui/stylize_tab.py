@@ -11,6 +11,7 @@ from portrait_studio.media.outputs import read_png_metadata, save_png
 from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.services import Services
 from portrait_studio.stylize.anime import MODES, STYLES, anime_portrait
+from portrait_studio.stylize.compare import side_by_side
 from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
@@ -25,7 +26,7 @@ from ui.common import (
     session_key,
 )
 from ui.gpu import GPU_QUEUE, on_gpu
-from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
+from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
 
@@ -81,6 +82,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
                 stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
+            with gr.Accordion("Side by side: instant vs trained", open=False):
+                compare_with = likeness_dropdown("Compare the likeness above with", elem_id="stylize-compare-with")
+                compare = gr.Button("Side by side (same prompt and seed, both scored)", elem_id="stylize-compare")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Results", columns=2, height=480, elem_id="stylize-gallery")
             notes = gr.Markdown(elem_id="stylize-notes")
@@ -152,8 +156,35 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
+    @on_gpu(seconds=120)
+    def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
+                   progress=gr.Progress()):
+        owner = request_owner(services, request)
+        req = StylizeRequest(prompt=prompt_text or "", preset=preset_id or None, negative_prompt=negative_text or "",
+                             seed=None if seed_value is None or seed_value < 0 else int(seed_value),
+                             steps=int(step_count) or None)
+        session = session_key(request)
+        token = tokens.start(session, TASK)
+        try:
+            pair = call_service(side_by_side, services.manager, req, services.settings, (slug, other),
+                                services.registry, owner, progress_fn(progress), token)
+        finally:
+            tokens.finish(session, TASK, token)
+        paths = save_images(pair, services.output_dir(owner, TASK), stem="compare")
+        items = [(str(path), f"{item.metadata['likeness']} ({item.metadata['likeness_kind']}) · likeness "
+                             f"{item.score:.2f}") for item, path in zip(pair, paths, strict=True)]
+        extra = [f"Seed {pair[0].seed} for both; the likeness score is the same measure for both kinds."]
+        return items, notes_markdown([], extra), [str(p) for p in paths], None
+
+    compare_event = compare.click(
+        on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
+        outputs=[gallery, notes, paths_state, selected], api_name="stylize_side_by_side", **GPU_QUEUE,
+    )
+    compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
+
     # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
-    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
+    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False,
+               cancels=[event, compare_event])
 
     def on_select(paths: list[str], evt: gr.SelectData):
         if not paths or evt.index is None or evt.index >= len(paths):

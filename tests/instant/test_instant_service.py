@@ -120,3 +120,21 @@ def test_best_of_scores_instant_and_trained_against_the_stored_identity_centre(t
     centre = np.load(ada.identity_path)
     assert scorer.backend.name == "dlib"
     assert np.allclose(scorer.reference, centre / np.linalg.norm(centre))
+
+
+def test_side_by_side_renders_one_seed_with_both_likenesses_and_scores_each(tiny_manager, tiny_settings, registry,
+                                                                            ada, tmp_path: Path) -> None:
+    from portrait_studio.stylize.compare import side_by_side
+    from tests.stylize.stylize_helpers import make_lora_file
+
+    registry.add_trained("owner-a", "Ada trained", make_lora_file(tiny_manager, tmp_path / "lora"), trigger="pszkvq",
+                         class_word="person", base_model=tiny_manager.sd_info().base_id, rank=4, steps=2,
+                         similarity=None, reference=ada.reference_path, identity=np.load(ada.identity_path),
+                         extra={"face_backend": "dlib"}, random_weights=True)
+    pair = side_by_side(tiny_manager, StylizeRequest(prompt="portrait", steps=2), tiny_settings,
+                        ("Ada", "Ada trained"), registry, owner="owner-a")
+    assert [item.metadata["likeness_kind"] for item in pair] == ["instant", "lora"]
+    assert pair[0].seed == pair[1].seed and all(item.score is not None for item in pair)
+    with pytest.raises(InputError, match="two different likenesses"):
+        side_by_side(tiny_manager, StylizeRequest(prompt="x"), tiny_settings, ("Ada", "ada"), registry,
+                     owner="owner-a")
