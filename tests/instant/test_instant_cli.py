@@ -40,7 +40,7 @@ def test_instant_creates_an_instant_library_entry(home: Path, ada: dict, capsys)
     assert ada["report"]["backend"] == "dlib"  # real face models on the real photos
     instant_dir = home / "registry" / "owners" / "local" / "ada"
     assert sorted(p.name for p in instant_dir.iterdir()) == [
-        "instant.safetensors", "manifest.json", "preview.png", "reference.png"]
+        "identity.npy", "instant.safetensors", "manifest.json", "preview.png", "reference.png"]
     assert not list((home / "tmp").glob(".instant-*")), "the face-check folder was not deleted"
     assert cli(home, "lora", "list", "--json") == 0
     listing = json.loads(capsys.readouterr().out)
