@@ -83,8 +83,8 @@ def build(services: Services) -> dict[str, gr.Component]:
             check = gr.Button("Check photos", elem_id="train-check")
             name = gr.Textbox(label="Name of the likeness", placeholder="e.g. Ada", elem_id="train-name")
             preset = gr.Radio(list(PRESETS), value="Balanced", label="Training preset",
-                              info="Quick: a first look. Balanced: the EasyPhoto recipe. Max: longest, trains the "
-                                   "text encoder too")
+                              info="Quick: a first look (UNet only). Balanced: the EasyPhoto recipe (UNet and text "
+                                   "encoder). Max: longest")
             steps = gr.Number(value=0, precision=0, label="Steps (0 = from the preset)", elem_id="train-steps")
             keep = gr.Checkbox(label="Keep my photos after training (otherwise they are deleted)", value=False)
             consent = gr.Checkbox(label=CONSENT, value=False, elem_id="train-consent")
