@@ -39,7 +39,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")
-            likeness_weight = gr.Slider(0, 1.5, value=0.8, step=0.05, label="Likeness weight")
+            likeness_weight = gr.Slider(0, 1.5, value=0.8, step=0.05, label="Likeness weight (trained likeness)")
+            face_strength = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Face strength (face adapter)",
+                                      info="Instant likenesses always use it; 0 turns it off")
             preset = gr.Dropdown(preset_choices(services), value="", label="Style preset")
             prompt = gr.Textbox(label="Prompt", lines=2, placeholder="smiling, wind in the hair, golden hour",
                                 elem_id="animate-prompt")
@@ -87,13 +89,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @on_gpu(seconds=240)
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
-                   mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False,
+                   mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False, face_level=0.7,
                    request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
         like = None
         if slug:
             record = call_service(services.registry.get, owner, slug)
-            like = Likeness.from_record(record, float(weight))
+            like = Likeness.from_record(record, float(weight), float(face_level) if record.is_instant else None)
         if use_reference and not isinstance(start_image, Image.Image):
             if like is None:
                 raise gr.Error("Choose a likeness to start from its reference face, or upload a portrait.")
@@ -103,7 +105,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             from portrait_studio.stylize.presets import get_preset
 
             chosen = call_service(get_preset, services.settings, preset_id)
-            subject = like.trigger if like and like.trigger else None
+            subject = like.trigger if like and like.trigger else ("a person" if like and like.is_instant else None)
             text = ", ".join(part for part in (chosen.render_prompt(subject), text) if part)
             negative_text = negative_text or chosen.negative_prompt
         if interp not in INTERPOLATIONS:
@@ -135,7 +137,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         on_animate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, init_image, strength, motions, motion_weight,
                 frames, fps, steps, guidance, seed, interpolate_mode, fast,
-                portrait_mode, end_image, keyframe_strength, from_reference],
+                portrait_mode, end_image, keyframe_strength, from_reference, face_strength],
         outputs=[video, gif, frames_zip, notes],
         api_name="animate",
         **GPU_QUEUE,

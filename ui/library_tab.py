@@ -44,7 +44,7 @@ def build(services: Services) -> dict[str, gr.Component]:
             picture = load_picture(record.preview_path or record.reference_path)
             if picture is not None:
                 items.append((picture, record.name))
-        choices = [(f"{r.name} ({r.source})", r.slug) for r in records]
+        choices = [(f"{r.name} ({'instant' if r.is_instant else r.source})", r.slug) for r in records]
         value = selected if selected in {r.slug for r in records} else (records[0].slug if records else None)
         return gr.update(value=items), gr.update(choices=choices, value=value)
 

@@ -11,6 +11,7 @@ from portrait_studio.media.outputs import read_png_metadata, save_png
 from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.services import Services
 from portrait_studio.stylize.anime import MODES, STYLES, anime_portrait
+from portrait_studio.stylize.compare import side_by_side
 from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
@@ -25,9 +26,19 @@ from ui.common import (
     session_key,
 )
 from ui.gpu import GPU_QUEUE, on_gpu
-from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
+from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
+
+
+def _face_strength(services: Services, owner: str, slug: str | None, strength: float | None,
+                   with_lora: bool) -> float | None:
+    """The request's face-adapter strength: the slider for an instant likeness, for a trained one only when
+    the user asked for LoRA + adapter (None = off)."""
+    if not slug or strength is None:
+        return None
+    record = call_service(services.registry.get, owner, slug)
+    return float(strength) if record.is_instant or with_lora else None
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
@@ -35,7 +46,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="stylize-likeness")
-            likeness_weight = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Likeness weight")
+            likeness_weight = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Likeness weight (trained likeness)")
+            face_strength = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Face strength (face adapter)",
+                                      info="Instant likenesses always use it; 0 turns it off",
+                                      elem_id="stylize-face-strength")
+            face_with_lora = gr.Checkbox(label="Add the face adapter to a trained likeness (LoRA + adapter)",
+                                         value=False)
             preset = gr.Dropdown(preset_choices(services), value="", label="Style preset", elem_id="stylize-preset")
             prompt = gr.Textbox(
                 label="Prompt (added to the preset's, or on its own)", lines=3,
@@ -66,6 +82,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
                 stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
+            with gr.Accordion("Side by side: instant vs trained", open=False):
+                compare_with = likeness_dropdown("Compare the likeness above with", elem_id="stylize-compare-with")
+                compare = gr.Button("Side by side (same prompt and seed, both scored)", elem_id="stylize-compare")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Results", columns=2, height=480, elem_id="stylize-gallery")
             notes = gr.Markdown(elem_id="stylize-notes")
@@ -91,14 +110,16 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @on_gpu(seconds=120)
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
                     template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
-                    sampler_name, step_count, cfg, w, h, request: gr.Request, progress=gr.Progress()):
+                    sampler_name, step_count, cfg, w, h, strength=0.7, adapter_with_lora=False,
+                    request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
+        face = _face_strength(services, owner, slug, strength, adapter_with_lora)
         template = template_image if isinstance(template_image, Image.Image) else None
         if template is None and template_choice:
             template = call_service(load_template, services.settings, template_choice)
         req = StylizeRequest(
             prompt=prompt_text or "", preset=preset_id or None, negative_prompt=negative_text or "",
-            likeness=slug or None, likeness_weight=float(weight),
+            likeness=slug or None, likeness_weight=float(weight), face_strength=face,
             style_loras=[(s, float(lora_weight)) for s in (lora_slugs or [])],
             template=template, denoise=float(denoise_value), control=control_kind, n=int(count), best_of=bool(rank),
             seed=None if seed_value is None or seed_value < 0 else int(seed_value),
@@ -129,14 +150,41 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         on_generate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
                 template_upload, template_name, denoise, control, style_loras, style_weight,
-                sampler, steps, guidance, width, height],
+                sampler, steps, guidance, width, height, face_strength, face_with_lora],
         outputs=[gallery, notes, paths_state, selected],
         api_name="stylize",
         **GPU_QUEUE,
     )
 
+    @on_gpu(seconds=120)
+    def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
+                   progress=gr.Progress()):
+        owner = request_owner(services, request)
+        req = StylizeRequest(prompt=prompt_text or "", preset=preset_id or None, negative_prompt=negative_text or "",
+                             seed=None if seed_value is None or seed_value < 0 else int(seed_value),
+                             steps=int(step_count) or None)
+        session = session_key(request)
+        token = tokens.start(session, TASK)
+        try:
+            pair = call_service(side_by_side, services.manager, req, services.settings, (slug, other),
+                                services.registry, owner, progress_fn(progress), token)
+        finally:
+            tokens.finish(session, TASK, token)
+        paths = save_images(pair, services.output_dir(owner, TASK), stem="compare")
+        items = [(str(path), f"{item.metadata['likeness']} ({item.metadata['likeness_kind']}) · likeness "
+                             f"{item.score:.2f}") for item, path in zip(pair, paths, strict=True)]
+        extra = [f"Seed {pair[0].seed} for both; the likeness score is the same measure for both kinds."]
+        return items, notes_markdown([], extra), [str(p) for p in paths], None
+
+    compare_event = compare.click(
+        on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
+        outputs=[gallery, notes, paths_state, selected], api_name="stylize_side_by_side", **GPU_QUEUE,
+    )
+    compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
+
     # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
-    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
+    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False,
+               cancels=[event, compare_event])
 
     def on_select(paths: list[str], evt: gr.SelectData):
         if not paths or evt.index is None or evt.index >= len(paths):

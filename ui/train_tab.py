@@ -10,7 +10,8 @@ import pandas as pd
 
 from portrait_studio.faces.pipeline import prepare_faces
 from portrait_studio.faces.report import NotEnoughFacesError
-from portrait_studio.likeness.config import PRESETS, preset_config
+from portrait_studio.instant.create import STORED_NOTE, create_instant
+from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
@@ -82,14 +83,19 @@ def build(services: Services) -> dict[str, gr.Component]:
             check = gr.Button("Check photos", elem_id="train-check")
             name = gr.Textbox(label="Name of the likeness", placeholder="e.g. Ada", elem_id="train-name")
             preset = gr.Radio(list(PRESETS), value="Balanced", label="Training preset",
-                              info="Quick: a first look. Balanced: the EasyPhoto recipe. Max: longest, trains the "
-                                   "text encoder too")
+                              info="Quick: a first look (UNet only). Balanced: the EasyPhoto recipe (UNet and text "
+                                   "encoder). Max: longest")
             steps = gr.Number(value=0, precision=0, label="Steps (0 = from the preset)", elem_id="train-steps")
             keep = gr.Checkbox(label="Keep my photos after training (otherwise they are deleted)", value=False)
             consent = gr.Checkbox(label=CONSENT, value=False, elem_id="train-consent")
             with gr.Row():
-                start = gr.Button("Train", variant="primary", interactive=not zero_gpu(), elem_id="train-start")
+                instant = gr.Button("Use now (instant)", variant="primary", elem_id="train-instant")
+                start = gr.Button("Train (better, ~20 min on a GPU)", variant="secondary", interactive=not zero_gpu(),
+                                  elem_id="train-start")
                 cancel = gr.Button("Cancel training", variant="stop")
+            gr.Markdown("**Use now** makes an instant likeness in seconds with a face adapter (IP-Adapter Plus "
+                        f"Face), no training. {STORED_NOTE} **Train** learns your face into a LoRA: better in "
+                        "every style, but it takes a while.")
         with gr.Column(scale=3):
             sheet = gr.Image(label="Photo check", type="pil", interactive=False, elem_id="train-sheet")
             verdicts = gr.Dataframe(_verdict_rows([]), label="Verdicts", interactive=False, wrap=True)
@@ -133,12 +139,29 @@ def build(services: Services) -> dict[str, gr.Component]:
         overrides = {"steps": int(step_count)} if step_count and int(step_count) > 0 else {}
         # Train at the base model's native size (512 for SD1.5); it also fails early when weights are missing.
         overrides["resolution"] = call_service(services.manager.sd_info).default_size
-        config = call_service(preset_config, preset_name, max(len(paths), 1), **overrides)
         owner = request_owner(services, request)
+        # Each likeness gets its own rare trigger: two likenesses of one owner never share one.
+        taken = {record.trigger for record in services.registry.list(owner)}
+        overrides["trigger"] = call_service(pick_trigger, f"{owner}/{likeness_name or ''}", taken)
+        config = call_service(preset_config, preset_name, max(len(paths), 1), **overrides)
         new_id = call_service(services.jobs.submit, owner, likeness_name or "", paths, config, bool(agreed),
                               bool(keep_photos))
         status = services.jobs.status(owner, new_id)
         return new_id, _status_markdown(status), _similarity_frame(status), gr.Timer(active=True)
+
+    @on_gpu(seconds=60, task="instant_likeness")
+    def on_instant(files, likeness_name, agreed, request: gr.Request, progress=gr.Progress()):
+        paths = _photo_paths(files)
+        if not paths:
+            raise gr.Error("Add your selfies first (one good photo is enough for an instant likeness).")
+        owner = request_owner(services, request)
+        result = call_service(create_instant, services.manager, services.settings, likeness_name or "", paths,
+                              owner=owner, registry=services.registry, consent=bool(agreed),
+                              progress=progress_fn(progress))
+        record = result.record
+        lines = [f"Instant likeness **{record.name}** is in your Library ({result.faces_used} face(s)); pick it "
+                 "in Stylize or Animate.", STORED_NOTE, *[f"⚠️ {w}" for w in result.warnings]]
+        return "\n\n".join(lines), load_picture(record.reference_path)
 
     def on_tick(current: str, request: gr.Request):
         owner = request_owner(services, request)
@@ -169,6 +192,8 @@ def build(services: Services) -> dict[str, gr.Component]:
     photos.upload(on_check, [photos], [sheet, verdicts, check_notes], api_name=False, **GPU_QUEUE)
     start.click(on_start, [photos, name, preset, steps, keep, consent], [job_id, status_md, plot, timer],
                 api_name="train")
+    instant.click(on_instant, [photos, name, consent], [status_md, preview], api_name="instant_likeness",
+                  **GPU_QUEUE)
     timer.tick(on_tick, [job_id], [job_id, status_md, plot, preview, timer], api_name=False, show_progress="hidden")
     cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training")
     return {"status": status_md, "timer": timer, "job_id": job_id, "tick": on_tick}

@@ -12,7 +12,7 @@ NO_LIKENESS = "(none)"
 
 def likeness_choices(services: Services, request: gr.Request | None) -> list[tuple[str, str]]:
     records = services.registry.list(request_owner(services, request))
-    return [(NO_LIKENESS, "")] + [(f"{r.name} — {r.source}", r.slug) for r in records]
+    return [(NO_LIKENESS, "")] + [(f"{r.name} — {'instant' if r.is_instant else r.source}", r.slug) for r in records]
 
 
 def likeness_dropdown(label: str = "Likeness", elem_id: str | None = None) -> gr.Dropdown:

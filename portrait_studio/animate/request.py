@@ -27,28 +27,45 @@ MAX_KEYFRAME_STRENGTH = 2.0
 
 @dataclass(frozen=True)
 class Likeness:
-    """A likeness LoRA for one request: the file (server side), its weight, and what to say about it."""
+    """A likeness for one request: its LoRA file or, for an instant likeness, its face encodings (server
+    side), the LoRA weight, the face adapter's strength, and what to say about it.
 
-    path: Path
+    ``face_strength`` None means the default (0.7) for an instant likeness and no adapter for a LoRA; a
+    value above 0 adds the adapter to a trained likeness on its ``reference_path`` face.
+    """
+
+    path: Path | None
     weight: float = 0.8
     name: str = ""
     trigger: str = ""
     random_weights: bool = False
+    instant_path: Path | None = None
     reference_path: Path | None = None  # the face it was trained on (a portrait to animate)
+    face_strength: float | None = None
+
+    @property
+    def is_instant(self) -> bool:
+        return self.instant_path is not None
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path or self.instant_path or "likeness").parent.name
 
     @classmethod
-    def from_record(cls, record: Any, weight: float = 0.8) -> Likeness:
-        """From a registry ``LoraRecord`` (``lora_path``, ``name``, ``trigger``, ``random_weights``,
-        ``reference_path``)."""
+    def from_record(cls, record: Any, weight: float = 0.8, face_strength: float | None = None) -> Likeness:
+        """From a registry ``LoraRecord`` (a trained/imported LoRA, or an instant likeness)."""
+        instant = bool(getattr(record, "is_instant", False))
         reference = getattr(record, "reference_path", None)
         return cls(
-            Path(record.lora_path), weight, str(record.name), str(getattr(record, "trigger", "") or ""),
-            bool(getattr(record, "random_weights", False)), Path(reference) if reference else None,
+            None if instant else Path(record.lora_path), weight, str(record.name),
+            str(getattr(record, "trigger", "") or ""), bool(getattr(record, "random_weights", False)),
+            instant_path=Path(record.instant_path) if instant else None,
+            reference_path=Path(reference) if reference else None, face_strength=face_strength,
         )
 
     def reference_portrait(self) -> Image.Image:
         """The likeness' reference face as an RGB image, or InputError saying what to do instead."""
-        label = self.name or self.path.parent.name
+        label = self.label
         if self.reference_path is None or not Path(self.reference_path).is_file():
             raise InputError(f"The likeness '{label}' has no reference face picture: upload a portrait instead.")
         with Image.open(self.reference_path) as image:
@@ -137,10 +154,16 @@ class AnimateRequest:
                 )
         prompt = self.prompt.strip()
         if self.likeness is not None:
-            label = self.likeness.name or self.likeness.path.parent.name
+            label = self.likeness.label
             if not 0 <= self.likeness.weight <= 2:
                 raise InputError(f"Likeness weight must be between 0 and 2, got {self.likeness.weight}.")
-            if not Path(self.likeness.path).is_file():
+            strength = self.likeness.face_strength
+            if strength is not None and not 0 <= strength <= 2:
+                raise InputError(f"Face strength must be between 0 and 2, got {strength}.")
+            if self.likeness.is_instant:
+                if not Path(self.likeness.instant_path).is_file():
+                    raise InputError(f"The face encodings of instant likeness '{label}' are missing; create it again.")
+            elif self.likeness.path is None or not Path(self.likeness.path).is_file():
                 raise InputError(f"The LoRA file of likeness '{label}' is missing; re-import or re-train it.")
             trigger = self.likeness.trigger.strip()
             if trigger and trigger.lower() not in prompt.lower():
@@ -163,8 +186,9 @@ class AnimateRequest:
         return {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
-            "likeness": (self.likeness.name or self.likeness.path.parent.name) if self.likeness else None,
-            "likeness_weight": self.likeness.weight if self.likeness else None,
+            "likeness": self.likeness.label if self.likeness else None,
+            "likeness_kind": ("instant" if self.likeness.is_instant else "lora") if self.likeness else None,
+            "likeness_weight": self.likeness.weight if self.likeness and not self.likeness.is_instant else None,
             "motions": {name: weight for name, weight in self.motions},
             "frames": self.frames,
             "fps": self.fps,

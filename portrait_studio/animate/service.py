@@ -12,6 +12,7 @@ from portrait_studio.animate.frames import fit_portrait, interpolate, to_arrays,
 from portrait_studio.animate.loras import motion_lora_paths, motion_role
 from portrait_studio.animate.request import AnimateRequest, AnimateResult
 from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.instant.use import face_adapter_for
 from portrait_studio.media.outputs import AI_LABEL
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager, generator_for
@@ -56,6 +57,7 @@ def animate(
         )
     cancel.raise_if_cancelled()
     progress(0.0, "loading motion model")
+    face, face_random = _face(manager, req)
     warnings: list[str] = []
     adapter_role = models.adapter_role_for(_pipeline_kind(req), bool(req.motions), req.fast)
     if adapter_role == models.V3_ROLE and req.mode != "sparsectrl" and not models.v3_available(manager):
@@ -68,12 +70,13 @@ def animate(
     motion = models.motion_info(manager, base_role, adapter_role)
     motion_loras = motion_lora_paths(manager, req.motions)
     domain_adapter = _domain_adapter(manager, adapter_role)
-    loras = ([(Path(req.likeness.path), req.likeness.weight)] if req.likeness else []) + motion_loras + domain_adapter
+    likeness_lora = req.likeness.path if req.likeness and not req.likeness.is_instant else None
+    loras = ([(Path(likeness_lora), req.likeness.weight)] if likeness_lora else []) + motion_loras + domain_adapter
     steps, guidance = (models.LIGHTNING_STEPS, 1.0) if req.fast else (req.steps, req.guidance)
     if req.fast and (req.steps != steps or req.guidance != guidance):
         warnings.append(f"Fast mode always runs {steps} steps without guidance; steps and guidance were ignored.")
 
-    frames = _render(manager, req, base_role, adapter_role, loras, steps, guidance, progress, cancel)
+    frames = _render(manager, req, base_role, adapter_role, loras, steps, guidance, progress, cancel, face)
     cancel.raise_if_cancelled()
 
     progress(_DENOISE_END, "writing video")
@@ -85,6 +88,7 @@ def animate(
         or any(is_random_weights(path) for path, _ in motion_loras + domain_adapter)
         or bool(req.likeness and req.likeness.random_weights)
         or (req.mode == "sparsectrl" and is_random_weights(manager.locator.path(models.SPARSECTRL_ROLES["rgb"])))
+        or face_random
     )
     if random_weights:
         warnings.insert(0, RANDOM_WEIGHTS_WARNING)
@@ -102,6 +106,7 @@ def animate(
         ),
         "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
         "free_noise": _free_noise_frames(req) > models.CONTEXT_FRAMES,
+        "face_strength": face.strength if face is not None else None,
         "random_weights": random_weights,
         "label": AI_LABEL,
     }
@@ -141,6 +146,7 @@ def _render(
     guidance: float,
     progress: ProgressFn,
     cancel: CancelToken,
+    face: Any = None,
 ) -> list[Any]:
     """Denoise and decode; every change to shared modules is undone before this returns or raises."""
     kind = _pipeline_kind(req)
@@ -178,14 +184,30 @@ def _render(
         progress(_LOAD_END, "animating")
         try:
             with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, _free_noise_frames(req)):
-                with loras_applied(pipe, loras, fuse=should_fuse(manager)):
-                    output = pipe(**call)
+                with loras_applied(pipe, loras, fuse=should_fuse(manager)), face_adapter_for(
+                    manager, pipe, face, guidance
+                ) as face_kwargs:
+                    output = pipe(**call, **face_kwargs)
         finally:
             dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))
     if dirty:  # never hand a LoRA-carrying module to the next request
         models.drop_motion_unet(manager, base_role, adapter_role)
         manager.cache.remove(f"{base_role}:text_encoder")
     return list(output.frames[0])
+
+
+def _face(manager: ModelManager, req: AnimateRequest) -> tuple[Any, bool]:
+    """The face-adapter condition (instant likeness, or a trained one with a face strength) and whether
+    the adapter's models are random."""
+    if req.likeness is None:
+        return None, False
+    from portrait_studio.instant.adapter import adapter_random_weights
+    from portrait_studio.instant.use import face_condition, resolve_strength
+
+    strength = resolve_strength(req.likeness.face_strength, req.likeness.is_instant)
+    condition = face_condition(manager, req.likeness.label, strength, instant_path=req.likeness.instant_path,
+                               reference_path=req.likeness.reference_path)
+    return condition, bool(condition is not None and adapter_random_weights(manager))
 
 
 def _write_outputs(

@@ -19,14 +19,18 @@ from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 
 
-def _likeness(name: str, weight: float, settings: Settings) -> tuple[Likeness, str | None]:
-    """A registry likeness by name (and its preset subject, "<trigger> <class word>"); a ``.safetensors``
-    path works too, because the CLI user owns this machine."""
+def _likeness(name: str, weight: float, settings: Settings, face_strength: float | None = None
+              ) -> tuple[Likeness, str | None]:
+    """A registry likeness by name (and its preset subject, "<trigger> <class word>", or "a person" for an
+    instant likeness); a ``.safetensors`` path works too, because the CLI user owns this machine."""
     from portrait_studio.registry import DEFAULT_OWNER, LoraRegistry
 
     try:
         record = LoraRegistry(settings.registry_dir).get(DEFAULT_OWNER, name)
-        return Likeness.from_record(record, weight), f"{record.trigger} {record.class_word}".strip() or None
+        if record.is_instant:
+            return Likeness.from_record(record, weight, face_strength), f"a {record.class_word or 'person'}"
+        subject = f"{record.trigger} {record.class_word}".strip() or None
+        return Likeness.from_record(record, weight, face_strength), subject
     except InputError:
         if not name.endswith(".safetensors"):
             raise
@@ -68,7 +72,9 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--from-likeness uses the reference face of --likeness NAME; give --likeness, not --from.")
     init_image, end_image = read(args.from_image), read(args.to_image)
     manager = ModelManager(settings)
-    likeness, subject = _likeness(args.likeness, args.likeness_weight, settings) if args.likeness else (None, None)
+    likeness, subject = (
+        _likeness(args.likeness, args.likeness_weight, settings, args.face_strength) if args.likeness else (None, None)
+    )
     notes = _from_preset(args, settings, subject, manager.sd_info().default_size) if args.preset else []
     if args.from_likeness and likeness is not None:
         init_image = likeness.reference_portrait()
@@ -111,6 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", default="", help="default: the preset's negative prompt")
     parser.add_argument("--likeness", help="registry likeness name (or a .safetensors LoRA file)")
     parser.add_argument("--likeness-weight", type=float, default=0.8)
+    parser.add_argument("--face-strength", type=float, default=None,
+                        help="face adapter strength 0..2 (default 0.7 for an instant likeness, off for a LoRA)")
     parser.add_argument(
         "--motion", action="append", default=[], metavar="NAME[:WEIGHT]",
         help=f"camera motion LoRA, repeatable; one of {', '.join(MOTION_LORAS)}",

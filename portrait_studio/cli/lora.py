@@ -50,7 +50,8 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     for record in records:
         trigger = f"trigger '{record.trigger}'" if record.trigger else "no trigger"
         noise = "  [random-weight test model]" if record.random_weights else ""
-        print(f"{record.slug:28} {record.name:28} {record.source:8} rank {record.rank:<4} {trigger}{noise}")
+        what = "instant" if record.is_instant else f"rank {record.rank:<4}"
+        print(f"{record.slug:28} {record.name:28} {record.source:8} {what:9} {trigger}{noise}")
     return 0
 
 

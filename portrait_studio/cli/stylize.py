@@ -62,7 +62,7 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
 
     request = StylizeRequest(
         prompt=args.prompt or "", preset=args.preset, negative_prompt=args.negative, likeness=args.likeness,
-        likeness_weight=args.likeness_weight, style_loras=list(args.style_lora or []),
+        likeness_weight=args.likeness_weight, face_strength=args.face_strength, style_loras=list(args.style_lora or []),
         template=_template(settings, args.template), denoise=args.denoise, control=args.control, n=args.n,
         best_of=args.best_of, seed=args.seed, width=args.width, height=args.height, steps=args.steps,
         guidance=args.guidance, sampler=args.sampler, restore=args.restore,
@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", default="")
     parser.add_argument("--likeness", default=None, help="name of a likeness in your Library")
     parser.add_argument("--likeness-weight", type=float, default=0.9)
+    parser.add_argument("--face-strength", type=float, default=None,
+                        help="face adapter strength 0..2 (default 0.7 for an instant likeness, off for a trained "
+                             "one; above 0 adds the adapter to a trained likeness)")
     parser.add_argument("--style-lora", action="append", type=_style_lora, metavar="NAME[:WEIGHT]",
                         help="a style LoRA from your Library (repeatable)")
     parser.add_argument("--template", default=None, help="template photo (a file, or a name in <home>/templates)")

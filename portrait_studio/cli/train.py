@@ -9,7 +9,7 @@ from pathlib import Path
 from portrait_studio.cli import add_command
 from portrait_studio.config import Settings
 from portrait_studio.errors import CancelledError, PortraitStudioError
-from portrait_studio.likeness.config import PRESETS, preset_config, unique_trigger
+from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.likeness.jobs import JobManager
 from portrait_studio.likeness.status import read_status
 from portrait_studio.progress import CancelToken
@@ -20,10 +20,12 @@ LOCAL_OWNER = "local"  # the registry's single-user owner
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
     from portrait_studio.likeness import worker
     from portrait_studio.models.manager import ModelManager
+    from portrait_studio.registry import LoraRegistry
 
     settings.ensure_dirs()
+    taken = {record.trigger for record in LoraRegistry(settings.registry_dir).list(LOCAL_OWNER)}
     overrides: dict = {
-        "trigger": args.trigger or unique_trigger(f"{LOCAL_OWNER}/{args.name}"),
+        "trigger": args.trigger or pick_trigger(f"{LOCAL_OWNER}/{args.name}", taken),
         "class_word": args.class_word,
         "mask_loss": args.mask_loss,
         "seed": args.seed,

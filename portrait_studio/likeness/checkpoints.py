@@ -68,7 +68,20 @@ def diffusers_lora_layers(model: torch.nn.Module, alpha: int, rank: int) -> dict
     for key, value in get_peft_model_state_dict(model, save_embedding_layers=False).items():
         tensor = value.detach().float().cpu()
         state[key] = tensor * scale if "lora_B" in key else tensor.clone()
-    return convert_state_dict_to_diffusers(state)
+    converted = convert_state_dict_to_diffusers(state)
+    # diffusers renames only the module names it knows (attention projections); the feed-forward and
+    # proj_in/proj_out layers keep peft's lora_A/lora_B. One spelling for the whole file:
+    return {_old_style(key): value for key, value in converted.items()}
+
+
+_PEFT_TO_OLD = ((".lora_A.weight", ".lora.down.weight"), (".lora_B.weight", ".lora.up.weight"))
+
+
+def _old_style(key: str) -> str:
+    for peft_suffix, diffusers_suffix in _PEFT_TO_OLD:
+        if key.endswith(peft_suffix):
+            return key[: -len(peft_suffix)] + diffusers_suffix
+    return key
 
 
 def save_lora(folder: Path, unet_layers: Mapping[str, torch.Tensor],

@@ -1,9 +1,11 @@
 """Training settings for a likeness LoRA, with named presets.
 
-``Balanced`` follows EasyPhoto's published defaults (512 px, min(N*200, 800) steps, batch 1 x
-grad-accum 4, lr 1e-4 constant, rank 128 / alpha 64, checkpoint + validation every 100 steps,
-final LoRA from the top-10 validation images). ``Quick`` trades likeness for time; ``Max`` trains
-longer and adds a text-encoder LoRA.
+``Balanced`` follows EasyPhoto's published recipe (512 px, min(N*200, 800) steps, batch 1 x
+grad-accum 4, lr 1e-4 constant, rank 128 / alpha 64, a LoRA on every linear layer of the UNet's
+transformer blocks *and* a text-encoder LoRA, checkpoint + validation every 100 steps, final LoRA
+from the top-10 validation images). ``Quick`` trades likeness for time (UNet only, rank 32);
+``Max`` trains longer. Every likeness gets its own rare trigger token (:func:`pick_trigger`) and
+the captions vary between a few phrasings that all carry it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,28 @@ PRECISIONS = ("auto", "no", "fp16", "bf16")
 AUTO_BOOL = ("auto", "on", "off")
 _TRIGGER_RE = re.compile(r"^[a-z][a-z0-9_]{2,31}$")
 _CONSONANTS = "bcdfghjklmnpqrstvwxz"
+
+
+# Captions rotate between these phrasings (each sample draws one per step), so the LoRA binds the
+# likeness to the trigger rather than to one sentence. ``TrainingConfig.caption`` comes first.
+CAPTION_VARIANTS = (
+    "a photo of {trigger} {class_word}",
+    "a close-up portrait photo of {trigger} {class_word}",
+    "{trigger} {class_word}, face, looking at the camera",
+    "a picture of {trigger} {class_word} in natural light",
+    "{trigger} {class_word}, head and shoulders, plain background",
+)
+GENERIC_TRIGGERS = frozenset({"ohwx", "sks", "zwx", "tok"})  # community defaults: they collide
+
+
+def pick_trigger(seed_text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A rare trigger for a new likeness that none of ``taken`` (the owner's other likenesses) uses."""
+    taken = {t.casefold() for t in taken} | GENERIC_TRIGGERS
+    for attempt in range(1000):
+        candidate = unique_trigger(seed_text if attempt == 0 else f"{seed_text}#{attempt}")
+        if candidate not in taken:
+            return candidate
+    raise InputError("Could not find a free trigger word; give one explicitly.")
 
 
 def unique_trigger(seed_text: str) -> str:
@@ -57,6 +81,7 @@ class TrainingConfig:
     trigger: str = "ohwx"
     class_word: str = "person"
     caption: str = "a photo of {trigger} {class_word}"
+    vary_captions: bool = True
     mask_loss: bool = False
     # Loss weight outside the face/hair mask when ``mask_loss`` is on (1.0 = no weighting).
     mask_background_weight: float = 0.1
@@ -71,6 +96,16 @@ class TrainingConfig:
     # ---- derived ------------------------------------------------------------------------------
     def caption_text(self) -> str:
         return self.caption.format(trigger=self.trigger, class_word=self.class_word)
+
+    def caption_texts(self) -> list[str]:
+        """The captions training draws from: ``caption``, then the variants (when ``vary_captions``)."""
+        texts = [self.caption_text()]
+        if self.vary_captions:
+            for template in CAPTION_VARIANTS:
+                text = template.format(trigger=self.trigger, class_word=self.class_word)
+                if text not in texts:
+                    texts.append(text)
+        return texts
 
     def validation_text(self) -> str:
         return self.validation_prompt.format(trigger=self.trigger, class_word=self.class_word)
@@ -157,7 +192,7 @@ def preset_config(name: str, n_images: int, **overrides: Any) -> TrainingConfig:
         )
     elif name == "Balanced":
         steps = min(n_images * 200, 800)
-        values = dict(steps=steps, checkpoint_every=min(100, steps))
+        values = dict(steps=steps, checkpoint_every=min(100, steps), train_text_encoder=True)
     else:
         steps = min(n_images * 300, 1500)
         values = dict(steps=steps, checkpoint_every=min(100, steps), train_text_encoder=True, top_k=12)

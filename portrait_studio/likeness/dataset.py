@@ -34,8 +34,8 @@ class LatentDataset:
     mean: torch.Tensor  # [M, C, h, w], M = images (x2 with flips)
     std: torch.Tensor
     weights: torch.Tensor | None  # [M, 1, h, w] loss weights from the masks, or None
-    input_ids: torch.Tensor  # [1, T] caption token ids
-    text_embeddings: torch.Tensor | None  # [1, T, D]; None when the text encoder is trained
+    input_ids: torch.Tensor  # [K, T] token ids of the K captions
+    text_embeddings: torch.Tensor | None  # [K, T, D]; None when the text encoder is trained
     scaling_factor: float
     n_images: int
 
@@ -91,14 +91,14 @@ def encode_dataset(
     vae: Any,
     text_encoder: Any,
     tokenizer: Any,
-    caption: str,
+    caption: str | list[str],
     *,
     flip: bool,
     mask_loss: bool,
     mask_background_weight: float,
     encode_text: bool = True,
 ) -> LatentDataset:
-    """Encode every crop (and its mirror when ``flip``) with the VAE, and the caption once."""
+    """Encode every crop (and its mirror when ``flip``) with the VAE, and each caption once."""
     device = next(vae.parameters()).device
     dtype = next(vae.parameters()).dtype
     views = list(images.images)
@@ -115,7 +115,8 @@ def encode_dataset(
     mean = torch.cat(means)
     std = torch.cat(stds)
     weights = _loss_weights(view_masks, mean.shape[-2:], mask_background_weight) if mask_loss else None
-    input_ids = tokenize(tokenizer, caption)
+    captions = [caption] if isinstance(caption, str) else list(caption)
+    input_ids = torch.cat([tokenize(tokenizer, text) for text in captions])
     text_embeddings = None
     if encode_text:
         te_device = next(text_encoder.parameters()).device

@@ -28,11 +28,14 @@ def micro_batch_loss(unet: torch.nn.Module, text_encoder: torch.nn.Module | None
     else:
         target = noise
     dtype = precision.weight_dtype
+    captions = int(data.input_ids.shape[0])
+    # One caption: no extra draw, so single-caption runs keep their random stream.
+    which = (torch.randint(captions, (config.batch_size,), generator=generator) if captions > 1
+             else torch.zeros(config.batch_size, dtype=torch.long))
     if text_encoder is not None:
-        encoder_states = text_encoder(data.input_ids.to(device))[0]
+        encoder_states = text_encoder(data.input_ids[which].to(device))[0]
     else:
-        encoder_states = data.text_embeddings.to(device)
-    encoder_states = encoder_states.expand(config.batch_size, -1, -1)
+        encoder_states = data.text_embeddings[which].to(device)
     autocast = (torch.autocast(device_type=device.type, dtype=precision.autocast_dtype)
                 if precision.autocast_dtype else nullcontext())
     with autocast:

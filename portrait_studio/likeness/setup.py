@@ -18,8 +18,12 @@ import torch
 from portrait_studio.likeness.config import TrainingConfig
 from portrait_studio.models.manager import ModelManager
 
-UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# Every linear layer of the UNet's transformer blocks, as EasyPhoto's (kohya-style) LoRA: self- and
+# cross-attention projections, the GEGLU feed-forward, and the block's proj_in/proj_out (1x1 convolutions
+# in SD1.5, linear layers in models with use_linear_projection; peft handles both).
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"]
+# Every linear layer of the CLIP text encoder's layers: attention and MLP.
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def frozen_parts(manager: ModelManager, role: str) -> dict[str, Any]:
 
 
 def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, precision: Precision) -> torch.nn.Module:
-    """A fresh UNet from disk with a trainable LoRA on its attention projections."""
+    """A fresh UNet from disk with a trainable LoRA on every linear layer of its transformer blocks."""
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig
 

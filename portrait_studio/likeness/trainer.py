@@ -141,7 +141,7 @@ class _Trainer:
         with self.manager.cache.use(*keys):
             self.progress(0.0, f"encoding {len(images.images)} face crops once")
             data = encode_dataset(
-                images, parts["vae"], parts["text_encoder"], parts["tokenizer"], cfg.caption_text(),
+                images, parts["vae"], parts["text_encoder"], parts["tokenizer"], cfg.caption_texts(),
                 flip=cfg.flip, mask_loss=cfg.mask_loss, mask_background_weight=cfg.mask_background_weight,
                 encode_text=not cfg.train_text_encoder,
             )

@@ -68,8 +68,19 @@ def load_scorer(dataset_dir: Path, settings: Settings) -> Any:
 
 def register_result(settings: Settings, job: dict[str, Any], config: TrainingConfig, result: Any,
                     reference: Path) -> str:
+    import numpy as np
+
     from portrait_studio.registry import LoraRegistry
 
+    # The identity centre the checkpoints were scored against: best-of-N scores with the same one.
+    dataset_dir = Path(reference).parent
+    identity = None
+    backend = ""
+    try:
+        identity = np.load(dataset_dir / "reference_embedding.npy", allow_pickle=False)
+        backend = str(json.loads((dataset_dir / "report.json").read_text()).get("backend", ""))
+    except (OSError, ValueError):
+        identity = None
     record = LoraRegistry(settings.registry_dir).add_trained(
         job["owner"], job["name"], result.lora_file,
         trigger=config.trigger, class_word=config.class_word, base_model=result.base_model, rank=config.rank,
@@ -80,8 +91,10 @@ def register_result(settings: Settings, job: dict[str, Any], config: TrainingCon
             "similarity_per_checkpoint": {str(k): v for k, v in result.similarity_per_checkpoint.items()},
             "merge_weights": {str(k): v for k, v in result.merge_weights.items()},
             "random_weights": result.random_weights,
+            "face_backend": backend,
         },
         random_weights=result.random_weights,
+        identity=identity if backend else None,
     )
     return str(record.slug)
 

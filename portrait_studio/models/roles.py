@@ -74,6 +74,13 @@ MOTION_LORAS = (
     "rolling-anticlockwise",
 )
 
+# h94/IP-Adapter keeps the SD1.5 adapters and their image encoder under models/ (the .bin twin of the
+# adapter holds the same tensors as a nested {"image_proj": ..., "ip_adapter": ...} pickle).
+IP_ADAPTER_FACE_FILE = "ip-adapter-plus-face_sd15.safetensors"
+IP_IMAGE_ENCODER_DIR = "models/image_encoder"
+IP_IMAGE_ENCODER_FILES = ("config.json", "model.safetensors")
+_IP_IMAGE_ENCODER_PATTERNS = tuple(f"{IP_IMAGE_ENCODER_DIR}/{name}" for name in IP_IMAGE_ENCODER_FILES)
+
 _FACEXLIB_RELEASE = "https://github.com/xinntao/facexlib/releases/download"
 
 # AnimeGANv2 PyTorch weights live in the git tree of bryandlee/animegan2-pytorch (no releases); pinned to
@@ -176,6 +183,23 @@ _ROLE_LIST: list[Role] = [
         HubSource("ByteDance/AnimateDiff-Lightning", filename="animatediff_lightning_4step_diffusers.safetensors"),
         "portrait_studio.models.tiny:build_motion_adapter_weights",
         tiny_path="animatediff_lightning_4step_diffusers.safetensors",
+        essential=False,
+    ),
+    Role(
+        "ip_adapter_face",
+        "IP-Adapter Plus Face for SD1.5 (instant likeness from a face crop, no training)",
+        "instant",
+        HubSource("h94/IP-Adapter", filename=f"models/{IP_ADAPTER_FACE_FILE}"),
+        "portrait_studio.instant.tiny:build_ip_adapter_face",
+        tiny_path=IP_ADAPTER_FACE_FILE,
+        essential=False,
+    ),
+    Role(
+        "ip_image_encoder",
+        "OpenCLIP ViT-H/14 image encoder of IP-Adapter (SD1.5 models), for instant likenesses",
+        "instant",
+        HubSource("h94/IP-Adapter", allow_patterns=_IP_IMAGE_ENCODER_PATTERNS),
+        "portrait_studio.instant.tiny:build_ip_image_encoder",
         essential=False,
     ),
     Role(

@@ -14,6 +14,7 @@ No metadata of an imported file is carried over (it can hold the uploader's data
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ def export_metadata(fmt: str, description: ExportDescription, canonical: dict[st
             "ss_sd_model_name": _clean(description.base_model),
             "ss_training_comment": "exported by Portrait Studio",
         })
+        if description.trigger:
+            # kohya's own record of the captions' words; A1111 shows its tags as the LoRA's activation text.
+            metadata["ss_tag_frequency"] = json.dumps({"likeness": {_clean(description.trigger): 1}})
     return metadata
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ from portrait_studio.registry.convert import (
     write_safetensors_atomic,
 )
 from portrait_studio.registry.records import (
+    IDENTITY_NAME,
+    INSTANT_NAME,
+    KIND_INSTANT,
+    KIND_LORA,
     LORA_NAME,
     PREVIEW_NAME,
     REFERENCE_NAME,
@@ -106,6 +111,7 @@ class LoraRegistry:
         extra: dict[str, Any] | None = None,
         base_revision: str = "",
         random_weights: bool | None = None,
+        identity: Any = None,
     ) -> LoraRecord:
         """Store a LoRA that training wrote (diffusers format). ``base_model`` may be ``"id@revision"``."""
         info = validate_lora_file(Path(lora_file), max_bytes=self.max_lora_bytes)
@@ -120,7 +126,7 @@ class LoraRegistry:
             random_weights=bool(extra.get("random_weights", False) if random_weights is None else random_weights),
             extra=extra,
         )
-        return self._store(owner, clean_name(name), info, fields, preview, reference)
+        return self._store(owner, clean_name(name), info, fields, preview, reference, identity=identity)
 
     def import_file(
         self, owner: str, path: Path, name: str | None = None, base_shapes: BaseShapes | None = None
@@ -132,25 +138,59 @@ class LoraRegistry:
         title = _meta_text(meta.get("modelspec.title") or meta.get("ss_output_name") or path.stem)
         base = _meta_text(meta.get("modelspec.base_model") or Path(meta.get("ss_sd_model_name", "")).name)
         fields = dict(
-            trigger=_meta_text(meta.get("modelspec.trigger_phrase", "")), class_word="",
+            trigger=_meta_text(meta.get("modelspec.trigger_phrase") or _kohya_trigger(meta)), class_word="",
             base_model=base, base_revision="", rank=info.rank, steps=_meta_int(meta.get("ss_steps")),
             similarity=None, source="imported", random_weights=False, extra={"format_in": info.grammar},
         )
         return self._store(owner, clean_name(name if name is not None else (title or "lora")), info, fields)
 
+    def add_instant(
+        self,
+        owner: str,
+        name: str,
+        write_encodings: Callable[[Path], Path],
+        *,
+        reference: Any,
+        trigger: str,
+        class_word: str,
+        base_model: str,
+        faces: int,
+        random_weights: bool,
+        extra: dict[str, Any] | None = None,
+        identity: Any = None,
+    ) -> LoraRecord:
+        """Store an instant likeness: face encodings (``write_encodings(path)`` writes them) + reference face.
+
+        Same namespaces, locking and unique names as LoRAs; ``kind`` is "instant" and there is no LoRA file.
+        """
+        fields = dict(
+            trigger=_meta_text(trigger), class_word=_meta_text(class_word), base_model=_meta_text(base_model, 300),
+            base_revision="", rank=0, steps=0, similarity=None, source="photos", random_weights=bool(random_weights),
+            extra={**(extra or {}), "faces": int(faces)}, kind=KIND_INSTANT,
+        )
+        return self._store(owner, clean_name(name), None, fields, reference, reference, write_encodings, identity)
+
     def _store(
-        self, owner: str, name: str, info: LoraFileInfo, fields: dict[str, Any],
-        preview: Any = None, reference: Any = None,
+        self, owner: str, name: str, info: LoraFileInfo | None, fields: dict[str, Any],
+        preview: Any = None, reference: Any = None, write_payload: Callable[[Path], Path] | None = None,
+        identity: Any = None,
     ) -> LoraRecord:
         namespace = self.namespace(owner)
         namespace.mkdir(parents=True, exist_ok=True)
         staging = namespace / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            lora_path = write_safetensors_atomic(canonical_state_dict(info), {"format": "pt"}, staging / LORA_NAME)
+            if write_payload is not None:
+                lora_path = write_payload(staging / INSTANT_NAME)
+            else:
+                assert info is not None
+                lora_path = write_safetensors_atomic(canonical_state_dict(info), {"format": "pt"}, staging / LORA_NAME)
+                fields = {**fields, "kind": KIND_LORA}
             for image, filename in ((preview, PREVIEW_NAME), (reference, REFERENCE_NAME)):
                 if image is not None:
                     write_bytes_atomic(staging / filename, _png_bytes(image, filename))
+            if identity is not None:
+                write_bytes_atomic(staging / IDENTITY_NAME, _npy_bytes(identity))
             created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
             with namespace_lock(namespace):
                 self._sweep(namespace)
@@ -196,6 +236,11 @@ class LoraRegistry:
         if fmt not in EXPORT_FORMATS:
             raise InputError(f"Unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
         record = self.get(owner, slug)
+        if record.is_instant:
+            raise InputError(
+                f"'{record.name}' is an instant likeness (face encodings for the IP-Adapter), not a LoRA: there "
+                "is no LoRA file to export. Train a likeness from the same photos to get one."
+            )
         out_path = Path(out_path)
         if out_path.is_dir():
             suffix = "" if fmt == "kohya" else "-diffusers"
@@ -257,9 +302,39 @@ def _png_bytes(image: Any, filename: str) -> bytes:
     return buffer.getvalue()
 
 
+def _npy_bytes(values: Any) -> bytes:
+    """A finite 1-D float32 vector as .npy bytes (read back with ``allow_pickle=False``)."""
+    import numpy as np
+
+    vector = np.asarray(values, dtype=np.float32).reshape(-1)
+    if vector.size == 0 or vector.size > 4096 or not np.isfinite(vector).all():
+        raise InputError("The identity embedding is empty or damaged: check the photos again.")
+    buffer = io.BytesIO()
+    np.save(buffer, vector, allow_pickle=False)
+    return buffer.getvalue()
+
+
 def _meta_text(value: object, limit: int = 120) -> str:
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value or "")).split())
     return text[:limit]
+
+
+def _kohya_trigger(metadata: dict[str, str]) -> str:
+    """The trigger of a kohya file whose captions had a single tag (as our export writes), else "".
+
+    A style LoRA's many tags say nothing about a trigger, so they are not guessed from.
+    """
+    import json
+
+    try:
+        frequencies = json.loads(metadata.get("ss_tag_frequency") or "{}")
+        counts: dict[str, int] = {}
+        for tags in frequencies.values():
+            for tag, count in tags.items():
+                counts[str(tag)] = counts.get(str(tag), 0) + int(count)
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    return next(iter(counts)) if len(counts) == 1 else ""
 
 
 def _meta_int(value: object) -> int:

@@ -47,6 +47,30 @@ def reference_scorer(settings: Any, reference_path: Path | None, likeness_name: 
     return FaceScorer(backend, backend.embed(rgb, face))
 
 
+def likeness_scorer(settings: Any, likeness: Any) -> Any:
+    """The likeness score of best-of-N, the same for instant and trained likenesses.
+
+    When the Library entry holds its identity centre (``identity.npy``: the face model's robust centre of the
+    kept crops, the one training scored its checkpoints against) and the face backend that made it is known,
+    images are scored against that; older entries fall back to the reference face picture.
+    """
+    import numpy as np
+
+    from portrait_studio.faces.backends import get_face_backend
+    from portrait_studio.faces.similarity import FaceScorer
+
+    identity = getattr(likeness, "identity_path", None)
+    backend_name = getattr(likeness, "face_backend", "")
+    if identity is not None and backend_name in ("dlib", "facexlib"):
+        try:
+            embedding = np.load(identity, allow_pickle=False)
+        except (OSError, ValueError):
+            embedding = None
+        if embedding is not None:
+            return FaceScorer(get_face_backend(settings.replace(face_backend=backend_name)), embedding)
+    return reference_scorer(settings, likeness.reference_path, likeness.name)
+
+
 def rank(images: list[GeneratedImage], scorer: Any) -> list[GeneratedImage]:
     """Score every image (0 = no face found) and return them best first; ties keep generation order."""
     for item in images:

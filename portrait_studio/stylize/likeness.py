@@ -34,19 +34,30 @@ MAX_STYLE_LORAS = 4
 
 @dataclass(frozen=True)
 class Likeness:
-    """A likeness ready to use: its LoRA file, the words that call it up, and its reference face."""
+    """A likeness ready to use: its LoRA file (trained) or face encodings (instant), the words that call it
+    up, and its reference face."""
 
     name: str
     slug: str
-    lora_path: Path
+    lora_path: Path | None
     trigger: str
     class_word: str
     reference_path: Path | None
     random_weights: bool
+    instant_path: Path | None = None
+    identity_path: Path | None = None  # face-model identity centre (the likeness score), when stored
+    face_backend: str = ""
+
+    @property
+    def is_instant(self) -> bool:
+        return self.instant_path is not None
 
     @property
     def subject(self) -> str:
-        """What replaces ``{subject}`` in a prompt: "<trigger> <class word>" (e.g. "sks woman")."""
+        """What replaces ``{subject}`` in a prompt: "<trigger> <class word>" (e.g. "pszkvq woman"); an instant
+        likeness has no trigger (the adapter carries the face), so "a person"."""
+        if self.is_instant:
+            return f"a {self.class_word or 'person'}"
         return " ".join(part for part in (self.trigger, self.class_word) if part) or self.name
 
 
@@ -99,6 +110,13 @@ def _registry(settings: Any, registry: Any) -> Any:
 def resolve_likeness(settings: Any, registry: Any, owner: str, name: str, info: ModelInfo) -> Likeness:
     record = _registry(settings, registry).get(owner, name)
     check_same_base(record, info)
+    if getattr(record, "is_instant", False):
+        return Likeness(
+            name=record.name, slug=record.slug, lora_path=None, trigger="", class_word=record.class_word,
+            reference_path=record.reference_path, random_weights=bool(record.random_weights),
+            instant_path=record.instant_path, identity_path=record.identity_path,
+            face_backend=str(record.extra.get("face_backend", "")),
+        )
     if not record.trigger:
         raise InputError(
             f"'{record.name}' has no trigger word, so it cannot be used as a likeness. Use it as a style LoRA, "
@@ -107,7 +125,8 @@ def resolve_likeness(settings: Any, registry: Any, owner: str, name: str, info: 
     return Likeness(
         name=record.name, slug=record.slug, lora_path=record.lora_path, trigger=record.trigger,
         class_word=record.class_word, reference_path=record.reference_path,
-        random_weights=bool(record.random_weights),
+        random_weights=bool(record.random_weights), identity_path=getattr(record, "identity_path", None),
+        face_backend=str(getattr(record, "extra", {}).get("face_backend", "")),
     )
 
 
@@ -138,6 +157,10 @@ def resolve_style_loras(
         store = _registry(settings, registry)
         for name, weight in wanted:
             record = store.get(owner, name)
+            if getattr(record, "is_instant", False):
+                raise InputError(
+                    f"'{record.name}' is an instant likeness, not a style LoRA: choose it as the likeness instead."
+                )
             check_same_base(record, info)
             uses.append(LoraUse(record.lora_path, float(weight), record.name, bool(record.random_weights)))
     return uses

@@ -26,7 +26,9 @@ class StylizeRequest:
     ``template`` switches to template mode: its face is repainted with the likeness, ``denoise`` controls how
     much (0 keeps the template, 1 repaints freely); the output has the template's size.
     ``restore`` is the GFPGAN strength in [0, 1] (0 = off). ``best_of`` ranks the ``n`` images by face
-    similarity to the likeness reference, best first.
+    similarity to the likeness reference, best first. ``face_strength`` is the face adapter's (IP-Adapter)
+    strength: ``None`` means 0.7 for an instant likeness and off for a trained one; with a trained likeness a
+    value above 0 adds the adapter on the likeness' own reference face (LoRA + adapter).
     """
 
     prompt: str = ""
@@ -34,6 +36,7 @@ class StylizeRequest:
     negative_prompt: str = ""
     likeness: str | None = None
     likeness_weight: float = 0.9
+    face_strength: float | None = None
     style_loras: list[tuple[str, float]] = field(default_factory=list)
     template: Image.Image | None = None
     denoise: float = 0.6
@@ -55,6 +58,8 @@ class StylizeRequest:
         if self.likeness is not None and not str(self.likeness).strip():
             self.likeness = None
         _finite_between("Likeness weight", self.likeness_weight, 0.0, 2.0)
+        if self.face_strength is not None:
+            _finite_between("Face strength", self.face_strength, 0.0, 2.0)
         _finite_between("Denoise", self.denoise, 0.05, 1.0)
         _finite_between("Face restoration strength", self.restore, 0.0, 1.0)
         for name, weight in self.style_loras:

@@ -62,25 +62,28 @@ def stylize(
     random_restorer = _preflight_restore(settings) if request.restore > 0 else False
     prepared = _prepare_template(settings, request, info)
     loras = ([LoraUse(likeness.lora_path, request.likeness_weight, likeness.name, likeness.random_weights)]
-             if likeness else []) + styles
+             if likeness and likeness.lora_path else []) + styles
+    face, face_random = _face(manager, request, likeness)
     cancel.raise_if_cancelled()
     progress(0.0, "loading models")
 
     warnings: list[str] = []
     gen_progress = scaled(progress, _GEN_START, _GEN_END)
     if prepared is not None:
-        images, extra_random = _run_template(manager, request, prepared, gen, loras, gen_progress, cancel)
+        images, extra_random = _run_template(manager, request, prepared, gen, loras, face, gen_progress, cancel)
         if prepared.faces_found > 1:
             warnings.append(f"The template shows {prepared.faces_found} faces; only the largest one was repainted.")
     else:
-        images, extra_random = _run_txt2img(manager, gen, loras, gen_progress, cancel), False
+        images, extra_random = _run_txt2img(manager, gen, loras, face, gen_progress, cancel), False
     random_weights = (
-        info.random_weights or extra_random or random_restorer or any(use.random_weights for use in loras)
+        info.random_weights or extra_random or random_restorer or face_random
+        or any(use.random_weights for use in loras) or bool(likeness and likeness.random_weights)
     )
 
     for index, item in enumerate(images):
         item.metadata = {
-            **_describe(request, gen, info, preset, likeness, loras, item.seed, random_weights), **item.metadata
+            **_describe(request, gen, info, preset, likeness, loras, item.seed, random_weights, face),
+            **item.metadata,
         }
         if request.restore > 0:
             cancel.raise_if_cancelled()
@@ -98,12 +101,30 @@ def stylize(
 
 
 # ---- the two modes ------------------------------------------------------------------------------------
+def _face(manager: ModelManager, request: StylizeRequest, likeness: Likeness | None) -> tuple[Any, bool]:
+    """The face-adapter condition of this request (None when off) and whether its models are random."""
+    if likeness is None:
+        return None, False
+    from portrait_studio.instant.adapter import adapter_random_weights
+    from portrait_studio.instant.use import face_condition, resolve_strength
+
+    strength = resolve_strength(request.face_strength, likeness.is_instant)
+    condition = face_condition(manager, likeness.name, strength, instant_path=likeness.instant_path,
+                               reference_path=likeness.reference_path)
+    return condition, bool(condition is not None and adapter_random_weights(manager))
+
+
 @contextlib.contextmanager
-def _with_loras(manager: ModelManager, pipe: Any, loras: list[LoraUse]) -> Iterator[None]:
+def _with_loras(
+    manager: ModelManager, pipe: Any, loras: list[LoraUse], face: Any = None, guidance: float = 0.0
+) -> Iterator[dict[str, Any]]:
+    """LoRAs, then the face adapter (undone in the reverse order); yields the adapter's call arguments."""
+    from portrait_studio.instant.use import face_adapter_for
     from portrait_studio.registry.apply import loras_applied
 
     with loras_applied(pipe, [(use.path, use.weight) for use in loras], fuse=should_fuse(manager)):
-        yield
+        with face_adapter_for(manager, pipe, face, guidance) as face_kwargs:
+            yield face_kwargs
 
 
 def _common_call(gen: GenerateRequest, manager: ModelManager, seed: int) -> dict[str, Any]:
@@ -121,15 +142,18 @@ def _seeds(gen: GenerateRequest) -> list[int]:
 
 
 def _run_txt2img(
-    manager: ModelManager, gen: GenerateRequest, loras: list[LoraUse], progress: ProgressFn, cancel: CancelToken
+    manager: ModelManager, gen: GenerateRequest, loras: list[LoraUse], face: Any, progress: ProgressFn,
+    cancel: CancelToken,
 ) -> list[GeneratedImage]:
     images = []
-    with manager.sd_pipeline("txt2img", BASE_ROLE, gen.sampler) as pipe, _with_loras(manager, pipe, loras):
+    with manager.sd_pipeline("txt2img", BASE_ROLE, gen.sampler) as pipe, \
+            _with_loras(manager, pipe, loras, face, gen.guidance) as face_kwargs:
         for index, seed in enumerate(_seeds(gen)):
             label = f"image {index + 1}/{gen.n}, step"
             callback = step_callback(gen.steps, scaled(progress, index / gen.n, (index + 1) / gen.n), cancel, label)
             output = pipe(
-                **_common_call(gen, manager, seed), width=gen.width, height=gen.height, callback_on_step_end=callback
+                **_common_call(gen, manager, seed), **face_kwargs, width=gen.width, height=gen.height,
+                callback_on_step_end=callback,
             )
             images.append(GeneratedImage(output.images[0], seed, {"mode": "txt2img"}))
     return images
@@ -150,6 +174,7 @@ def _run_template(
     prepared: Any,
     gen: GenerateRequest,
     loras: list[LoraUse],
+    face: Any,
     progress: ProgressFn,
     cancel: CancelToken,
 ) -> tuple[list[GeneratedImage], bool]:
@@ -161,7 +186,8 @@ def _run_template(
         models = [parts[key] for key in keys]
         kind = "controlnet_inpaint" if models else "inpaint"
         extra = {"controlnet": models[0] if len(models) == 1 else models} if models else {}
-        with manager.sd_pipeline(kind, BASE_ROLE, gen.sampler, **extra) as pipe, _with_loras(manager, pipe, loras):
+        with manager.sd_pipeline(kind, BASE_ROLE, gen.sampler, **extra) as pipe, \
+                _with_loras(manager, pipe, loras, face, gen.guidance) as face_kwargs:
             for index, seed in enumerate(_seeds(gen)):
 
                 def make_callback(total: int, label: str, index: int = index) -> Any:
@@ -171,7 +197,8 @@ def _run_template(
                     return step_callback(total, part, cancel, f"image {index + 1}/{gen.n}, {label} step")
 
                 final, _ = tpl.repaint(
-                    pipe, prepared, _common_call(gen, manager, seed), request.denoise, request.control, make_callback
+                    pipe, prepared, {**_common_call(gen, manager, seed), **face_kwargs}, request.denoise,
+                    request.control, make_callback,
                 )
                 left, top, side = prepared.box
                 meta = {"mode": "template", "denoise": request.denoise, "control": request.control,
@@ -184,9 +211,9 @@ def _run_template(
 def _scorer(settings: Settings, request: StylizeRequest, likeness: Likeness | None) -> Any:
     if not request.best_of or likeness is None:
         return None
-    from portrait_studio.stylize.best_of import reference_scorer
+    from portrait_studio.stylize.best_of import likeness_scorer
 
-    return reference_scorer(settings, likeness.reference_path, likeness.name)
+    return likeness_scorer(settings, likeness)
 
 
 def _preflight_restore(settings: Settings) -> bool:
@@ -215,17 +242,21 @@ def _describe(
     loras: list[LoraUse],
     seed: int,
     random_weights: bool,
+    face: Any = None,
 ) -> dict[str, Any]:
     """The settings that reproduce an image (they go into the PNG's text chunk)."""
     settings = {k: v for k, v in asdict(gen).items() if k not in ("seed", "n")}
     styles = [(use.label, use.weight) for use in loras if likeness is None or use.path != likeness.lora_path]
+    kind = None if likeness is None else ("instant" if likeness.is_instant else "lora")
     return {
         **settings,
         "seed": seed,
         "model": info.base_id,
         "preset": preset.id if preset else None,
         "likeness": likeness.name if likeness else None,
-        "likeness_weight": request.likeness_weight if likeness else None,
+        "likeness_kind": kind,
+        "likeness_weight": request.likeness_weight if likeness and not likeness.is_instant else None,
+        "face_strength": face.strength if face is not None else None,
         "style_loras": styles,
         "restore": request.restore,
         "random_weights": random_weights,

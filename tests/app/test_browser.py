@@ -92,6 +92,29 @@ def test_photo_check_shows_the_report(page, photos) -> None:
     shot(page, "train-photo-check")
 
 
+def test_instant_likeness_from_the_train_tab_then_stylize_with_it(page) -> None:
+    # Continues from the photo check above: the selfies are in the upload box.
+    page.locator("#train-name").locator("input, textarea").first.fill("Ada")
+    page.locator("#train-consent input[type=checkbox]").check()
+    page.locator("#train-instant").click()
+    page.locator("#train-status").get_by_text("Instant likeness", exact=False).wait_for(timeout=180_000)
+    shot(page, "train-instant-done")
+    page.get_by_role("tab", name="Stylize").click()
+    page.locator("#stylize-likeness input").click()
+    page.get_by_role("option", name="Ada — instant").click()
+    page.locator("#stylize-prompt textarea").fill("studio portrait photo")
+    page.locator("#stylize-advanced").get_by_text("Advanced").first.click()
+    page.locator("#stylize-steps input[type=number]").fill("2")
+    page.locator("#stylize-generate").click()
+    page.locator("#stylize-gallery img").first.wait_for(timeout=120_000)
+    shot(page, "stylize-instant-result")
+    assert "random" in page.locator("#stylize-notes").inner_text().lower()
+    page.locator("#stylize-steps input[type=number]").fill("0")  # leave the tab as the next test expects it
+    page.locator("#stylize-likeness input").click()
+    page.get_by_role("option", name="(none)").click()
+    page.get_by_role("tab", name="Train Likeness").click()
+
+
 def test_training_from_the_ui_lands_in_the_library(page) -> None:
     # Continues from the photo check above: the same five selfies are still in the upload box.
     page.locator("#train-name").locator("input, textarea").first.fill("Grace")

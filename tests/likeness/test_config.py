@@ -13,14 +13,15 @@ def test_balanced_preset_follows_easyphoto_defaults() -> None:
     assert config.steps == 600  # min(3 * 200, 800)
     assert preset_config("Balanced", n_images=10).steps == 800
     assert config.checkpoint_every == 100 and config.top_k == 10
-    assert config.flip is True and config.train_text_encoder is False
+    assert config.flip is True and config.train_text_encoder is True  # EasyPhoto trains a text-encoder LoRA too
+    assert config.text_encoder_lr == 5e-5 and config.vary_captions
 
 
 def test_presets_order_by_effort() -> None:
     quick, balanced, best = (preset_config(name, n_images=8) for name in PRESETS)
     assert quick.steps < balanced.steps < best.steps
     assert quick.rank < balanced.rank
-    assert best.train_text_encoder and not quick.train_text_encoder
+    assert best.train_text_encoder and balanced.train_text_encoder and not quick.train_text_encoder
 
 
 def test_overrides_keep_checkpoints_within_steps() -> None:
@@ -70,3 +71,38 @@ def test_unique_trigger_is_stable_and_valid() -> None:
     assert first == unique_trigger("alice/Me") and first != unique_trigger("bob/Me")
     TrainingConfig(trigger=first).validate()
     assert TrainingConfig(trigger=first).caption_text() == f"a photo of {first} person"
+
+
+def test_captions_vary_and_all_carry_the_trigger() -> None:
+    config = TrainingConfig(trigger="pszkvq", class_word="woman")
+    texts = config.caption_texts()
+    assert texts[0] == "a photo of pszkvq woman" and len(set(texts)) == len(texts) >= 4
+    assert all("pszkvq woman" in text for text in texts)
+    assert TrainingConfig(trigger="pszkvq", vary_captions=False).caption_texts() == ["a photo of pszkvq person"]
+
+
+def test_pick_trigger_avoids_taken_and_generic_triggers() -> None:
+    from portrait_studio.likeness.config import pick_trigger
+
+    first = pick_trigger("local/Ada")
+    assert first == unique_trigger("local/Ada") and first not in {"ohwx", "sks"}
+    second = pick_trigger("local/Ada", {first})  # the same name trained again gets another trigger
+    assert second != first and second.startswith("ps")
+    assert pick_trigger("local/Ada", {first.upper()}) == second
+
+
+def test_unet_targets_cover_every_linear_layer_of_the_transformer_blocks() -> None:
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from portrait_studio.likeness.setup import TEXT_TARGETS, UNET_TARGETS
+    from portrait_studio.models.tiny import tiny_unet_kwargs
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**tiny_unet_kwargs())
+    in_blocks = {name for name, module in unet.named_modules()
+                 if ".attentions." in name and isinstance(module, torch.nn.Linear | torch.nn.Conv2d)
+                 and (isinstance(module, torch.nn.Linear) or module.kernel_size == (1, 1))}
+    targeted = {name for name in in_blocks if any(name == t or name.endswith("." + t) for t in UNET_TARGETS)}
+    assert in_blocks and targeted == in_blocks
+    assert {"fc1", "fc2", "q_proj", "out_proj"} <= set(TEXT_TARGETS)
