@@ -171,11 +171,11 @@ def motion_pipeline(
 
     classes = {"txt2vid": AnimateDiffPipeline, "vid2vid": AnimateDiffVideoToVideoPipeline}
     adapter_role = LIGHTNING_ROLE if fast else MOTION_ADAPTER_ROLE
-    shared_sd_components(manager, base_role)
-    motion_unet(manager, base_role, adapter_role)
     key = motion_unet_key(base_role, adapter_role)
-    keys = [f"{base_role}:{name}" for name in SHARED_COMPONENTS] + [key]
-    with _entry_lock(manager, key), manager.cache.use(*keys) as parts:
+    loaders = {**manager.sd_loaders(base_role, SHARED_COMPONENTS),
+               key: lambda: build_motion_unet(manager, base_role, adapter_role)}
+    keys = list(loaders)
+    with _entry_lock(manager, key), manager.cache.use(*keys, loaders=loaders) as parts:
         pipe = classes[kind](
             vae=parts[f"{base_role}:vae"],
             text_encoder=parts[f"{base_role}:text_encoder"],

@@ -13,15 +13,18 @@ byte counts, so the policy is testable on a CPU with fake sizes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from portrait_studio.models.memory import release_cached_blocks
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +68,17 @@ class ModelCache:
     def __init__(
         self,
         device: str | torch.device = "cpu",
-        device_budget: int | Callable[[], int] = 8 << 30,
+        device_budget: int | Callable[[int], int] = 8 << 30,
         ram_budget: int = 16 << 30,
         sizer: Callable[[Any], int] = module_bytes,
+        release_memory: Callable[[], None] | None = None,
     ) -> None:
+        """``device_budget`` is bytes, or a function of the bytes the cache holds on the device now (CUDA:
+        :func:`portrait_studio.models.memory.cache_device_budget` over live figures). ``release_memory``
+        runs after every eviction (default: ``torch.cuda.empty_cache()`` on CUDA)."""
         self.device = torch.device(device)
         self._device_budget = device_budget
+        self._release_memory = release_memory or (lambda: release_cached_blocks(self.device))
         self.ram_budget = ram_budget
         self._sizer = sizer
         self._entries: dict[str, CacheEntry] = {}
@@ -86,7 +94,7 @@ class ModelCache:
     @property
     def device_budget(self) -> int:
         budget = self._device_budget
-        return budget() if callable(budget) else budget
+        return budget(self.device_bytes()) if callable(budget) else budget
 
     def device_bytes(self) -> int:
         with self._lock:
@@ -105,30 +113,39 @@ class ModelCache:
         Concurrent callers for one key wait for the single load; different keys load in parallel.
         Loaded values stay in RAM (storage tier) until ``use`` places them.
         """
+        return self._obtain(key, loader, lock=False).value
+
+    def _obtain(self, key: str, loader: Loader | None, *, lock: bool) -> CacheEntry:
+        """The entry for ``key``, loaded if absent; with ``lock`` its lock count is raised in the same
+        critical section that finds or inserts it, so no ``unload_all`` can drop it in between."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self.stats.hits += 1
                 entry.last_used = time.monotonic()
-                return entry.value
+                entry.locks += int(lock)
+                return entry
+            if loader is None:
+                raise KeyError(f"not cached (call get first): {key}")
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None:
                     self.stats.hits += 1
-                    return entry.value
+                    entry.locks += int(lock)
+                    return entry
             value = loader()
             size = self._sizer(value)
             with self._lock:
                 # On a CPU-only cache the value is already "on the device".
-                entry = CacheEntry(key, value, size, on_device=not self.two_tier)
+                entry = CacheEntry(key, value, size, on_device=not self.two_tier, locks=int(lock))
                 self._entries[key] = entry
                 self.stats.loads += 1
                 self._make_room_in_ram(0)
                 if not self.two_tier:
                     self._make_room_on_device(0)
-            return value
+            return entry
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
@@ -145,29 +162,14 @@ class ModelCache:
 
     # ---- use ------------------------------------------------------------------------------------
     @contextmanager
-    def use(self, *keys: str) -> Iterator[dict[str, Any]]:
-        """Lock ``keys`` on the execution device for the ``with`` block; unlock even on error."""
-        with self._lock:
-            missing = [k for k in keys if k not in self._entries]
-            if missing:
-                raise KeyError(f"not cached (call get first): {', '.join(missing)}")
-            entries = [self._entries[k] for k in keys]
-            for entry in entries:
-                entry.locks += 1
-            try:
-                needed = sum(e.size for e in entries if not e.on_device)
-                self._make_room_on_device(needed)
-                for entry in entries:
-                    if not entry.on_device:
-                        _move(entry.value, self.device)
-                        entry.on_device = True
-                    entry.last_used = time.monotonic()
-                # Entries pushed off the device may now overflow RAM.
-                self._make_room_in_ram(0)
-            except BaseException:
-                for entry in entries:
-                    entry.locks -= 1
-                raise
+    def use(self, *keys: str, loaders: Mapping[str, Loader] | None = None) -> Iterator[dict[str, Any]]:
+        """Lock ``keys`` on the execution device for the ``with`` block; unlock even on error.
+
+        With ``loaders`` (key -> loader), absent keys are loaded here, and every entry is locked in the same
+        critical section that finds or inserts it: an ``unload_all`` in another thread cannot drop a
+        component between its loading and its locking (load-and-lock is one step).
+        """
+        entries = self._lock_entries(keys, loaders or {})
         try:
             yield {e.key: e.value for e in entries}
         finally:
@@ -177,6 +179,28 @@ class ModelCache:
                     entry.locks -= 1
                     entry.last_used = now
 
+    def _lock_entries(self, keys: tuple[str, ...], loaders: Mapping[str, Loader]) -> list[CacheEntry]:
+        entries: list[CacheEntry] = []
+        try:
+            for key in keys:
+                entries.append(self._obtain(key, loaders.get(key), lock=True))
+            with self._lock:
+                needed = sum(e.size for e in entries if not e.on_device)
+                self._make_room_on_device(needed)
+                for entry in entries:
+                    if not entry.on_device:
+                        _move(entry.value, self.device)
+                        entry.on_device = True
+                    entry.last_used = time.monotonic()
+                # Entries pushed off the device may now overflow RAM.
+                self._make_room_in_ram(0)
+        except BaseException:
+            with self._lock:
+                for entry in entries:
+                    entry.locks -= 1
+            raise
+        return entries
+
     # ---- eviction -------------------------------------------------------------------------------
     def _lru_unlocked(self, on_device: bool) -> list[CacheEntry]:
         candidates = [e for e in self._entries.values() if e.on_device == on_device and e.locks == 0]
@@ -184,9 +208,11 @@ class ModelCache:
 
     def _make_room_on_device(self, needed: int) -> None:
         budget = self.device_budget
+        evicted = False
         for victim in self._lru_unlocked(on_device=True):
             if self.device_bytes() + needed <= budget:
-                return
+                break
+            evicted = True
             if self.two_tier:
                 _move(victim.value, torch.device("cpu"))
                 victim.on_device = False
@@ -194,6 +220,10 @@ class ModelCache:
                 log.info("cache: offloaded %s to RAM", victim.key)
             else:
                 self._drop(victim)
+        if evicted:
+            # The allocator keeps freed blocks reserved; hand them back so the next reading (and any other
+            # process on the card) sees them free.
+            self._release_memory()
         if self.device_bytes() + needed > budget:
             log.warning(
                 "cache: %d bytes locked on %s exceed the budget of %d bytes", self.device_bytes() + needed,
@@ -219,8 +249,8 @@ class ModelCache:
             victims = [e for e in self._entries.values() if e.locks == 0]
             for entry in victims:
                 self._drop(entry)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        gc.collect()  # cycles inside diffusers/transformers modules keep their tensors alive otherwise
+        self._release_memory()
         return [e.key for e in victims]
 
     def remove(self, prefix: str) -> None:

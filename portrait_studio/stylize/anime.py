@@ -221,8 +221,7 @@ def anime_portrait(
     started = time.perf_counter()
     if manager is not None:
         key = f"{role}:generator"
-        manager.cache.get(key, lambda: load_generator(path, role))
-        with manager.cache.use(key) as parts:
+        with manager.cache.use(key, loaders={key: lambda: load_generator(path, role)}) as parts:
             output = _run(parts[key], work)
     else:
         output = _run(_cached_generator(path, role, pick_device(settings.device)), work)
