@@ -29,6 +29,7 @@ import torch
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.placement import placement_kept
 
 MOTION_ADAPTER_ROLE = "motion_adapter"
 LIGHTNING_ROLE = "animatediff_lightning"
@@ -187,7 +188,9 @@ def motion_pipeline(
             image_encoder=None,
         )
         pipe.set_progress_bar_config(disable=True)
-        yield pipe
+        # video-to-video upcasts a force_upcast VAE to fp32 and only casts it back when nothing raises
+        with placement_kept(parts.values()):
+            yield pipe
 
 
 @contextmanager

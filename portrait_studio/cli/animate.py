@@ -86,7 +86,8 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "animate", run_animate, "animate a portrait from a prompt (AnimateDiff)")
+    parser = add_command(subparsers, "animate", run_animate, "animate a portrait from a prompt (AnimateDiff)",
+                         uses_device=True)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt")
     what.add_argument("--preset", help="a Stylize preset id (assets/styles or <home>/styles)")

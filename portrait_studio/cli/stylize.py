@@ -78,7 +78,8 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "stylize", run_stylize, "generate portraits from a preset or a prompt")
+    parser = add_command(subparsers, "stylize", run_stylize, "generate portraits from a preset or a prompt",
+                         uses_device=True)
     parser.add_argument("--prompt", default=None, help="your own prompt; {subject} marks where the likeness goes")
     parser.add_argument("--preset", default=None, help="style preset id (see --list-presets)")
     parser.add_argument("--list-presets", action="store_true", help="list the style presets and exit")

@@ -252,7 +252,7 @@ class _Trainer:
         self.progress(step / cfg.steps, f"step {step}: saving checkpoint and rendering validation images")
         text_encoder = self.text_encoder if self.text_encoder is not None else parts["text_encoder"]
         images = render_validation(parts, self.unet, text_encoder, self.manager.fresh_scheduler(self.role),
-                                   cfg, cfg.resolution, self.precision.autocast_dtype)
+                                   cfg, cfg.resolution, self.precision.autocast_dtype, self.precision.weight_dtype)
         scores = [safe_score(self.scorer, image) for image in images]
 
         def fill(folder: Path) -> dict[str, Any]:

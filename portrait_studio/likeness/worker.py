@@ -32,6 +32,7 @@ from portrait_studio.likeness.status import (
     update_status,
     write_json_atomic,
 )
+from portrait_studio.models.lease import DeviceLease, Holder
 from portrait_studio.progress import CancelToken
 
 log = logging.getLogger("portrait_studio.likeness.worker")
@@ -96,7 +97,12 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
     update_status(job_dir, state="running", pid=os.getpid(), started=prior.started or time.time(),
                   attempts=max(prior.attempts, 1), message="preparing", error="")
     try:
-        slug = _run(job_dir, job, cancel)
+        # The device is the job's for its whole life (face preparation, training, validation); while an app
+        # request or a CLI command holds it, the job waits and says for whom.
+        lease = DeviceLease.for_settings(settings_from_json(job["settings"]))
+        holder = Holder("training", str(job.get("name", "")), job_dir=str(job_dir))
+        with lease.hold(holder, on_wait=lambda message: update_status(job_dir, message=message), cancel=cancel):
+            slug = _run(job_dir, job, cancel)
     except CancelledError:
         _end(job_dir, job, state="cancelled", message="Cancelled. Finished checkpoints were deleted with the job data.")
         return 130

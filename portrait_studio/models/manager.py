@@ -20,6 +20,7 @@ from portrait_studio.errors import InputError, MissingWeightsError
 from portrait_studio.models.cache import ModelCache
 from portrait_studio.models.devices import GIB, device_budget_for, pick_device, pick_dtype
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+from portrait_studio.models.placement import placement_kept
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
 
@@ -151,7 +152,8 @@ class ModelManager:
                 requires_safety_checker=False,
             )
             pipe.set_progress_bar_config(disable=True)
-            yield pipe
+            with placement_kept([*components.values(), *extra_components.values()]):
+                yield pipe
 
     def check_available(self, roles: list[str]) -> list[MissingWeightsError]:
         """Missing-weight errors for ``roles`` without downloading (for the UI's status lines)."""
