@@ -14,6 +14,7 @@ from portrait_studio.errors import MissingWeightsError
 from portrait_studio.likeness.jobs import JobManager
 from portrait_studio.models.lease import DeviceLease
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.process_cache import process_manager
 from portrait_studio.registry import LoraRecord, LoraRegistry, base_shapes_from_model_dir
 
 LOCAL_OWNER = "local"
@@ -42,7 +43,7 @@ class Services:
     def create(cls, settings: Settings) -> Services:
         """Build the backend; training jobs left unfinished by a crash are queued again."""
         settings.ensure_dirs()
-        manager = ModelManager(settings)
+        manager = process_manager(settings)  # face models, GFPGAN and AnimeGAN share its cache
         # Training needs the whole device: the cache lets go of every unlocked model first.
         jobs = JobManager(settings, before_job=manager.cache.unload_all)
         jobs.resume_incomplete()

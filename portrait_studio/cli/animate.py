@@ -44,7 +44,7 @@ def _from_preset(args: argparse.Namespace, settings: Settings, subject: str | No
 def run_animate(args: argparse.Namespace, settings: Settings) -> int:
     from portrait_studio.animate.service import animate
     from portrait_studio.media.images import load_image
-    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.models.process_cache import process_manager
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
@@ -55,7 +55,7 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
             Path(args.from_image), max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_mb << 20
         )
         init_image = loaded.image
-    manager = ModelManager(settings)
+    manager = process_manager(settings)
     likeness, subject = _likeness(args.likeness, args.likeness_weight, settings) if args.likeness else (None, None)
     notes = _from_preset(args, settings, subject, manager.sd_info().default_size) if args.preset else []
     request = AnimateRequest(

@@ -121,7 +121,7 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
 
 def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     from portrait_studio.likeness.trainer import CheckpointReport, StepReport, train_lora
-    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.models.process_cache import process_manager
 
     settings = settings_from_json(job["settings"])
     config = TrainingConfig.from_dict(job["config"])
@@ -159,7 +159,7 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     if start is not None:
         update_status(job_dir, resumed_from=start.step, step=start.step, message=f"resuming from step {start.step}")
         print(f"resuming from checkpoint at step {start.step}", flush=True)
-    manager = ModelManager(settings)
+    manager = process_manager(settings)  # the cache face preparation used: unload_all frees both
     result = train_lora(manager, dataset_dir, job_dir, config, scorer, cancel=cancel,
                         role=job.get("role", "base"), on_step=on_step, on_checkpoint=on_checkpoint)
     update_status(job_dir, step=result.steps, max_steps=result.steps, random_weights=result.random_weights,

@@ -61,6 +61,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_prepared_dataset(tmp_path_factory.mktemp("precision") / "dataset", count=2)
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled")  # fp16's scaler, simulated on a CPU
 @pytest.mark.parametrize("mode", ["no", "fp16", "bf16", "bf16 on cpu"])
 def test_validation_runs_in_one_dtype_and_leaves_the_cache_as_it_was(
     mode: str, tiny_settings, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
