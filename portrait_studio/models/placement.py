@@ -49,7 +49,8 @@ def cast_frozen(module: torch.nn.Module, dtype: torch.dtype) -> None:
 @contextmanager
 def placement_kept(modules: Iterable[Any]) -> Iterator[None]:
     """Restore the dtype and device of every torch module in ``modules`` when the block ends, also on error."""
-    saved = [(module, placement_of(module)) for module in modules if isinstance(module, torch.nn.Module)]
+    flat = [m for item in modules for m in (item if isinstance(item, (list, tuple)) else [item])]  # ControlNet lists
+    saved = [(module, placement_of(module)) for module in flat if isinstance(module, torch.nn.Module)]
     try:
         yield
     finally:

@@ -54,8 +54,11 @@ def test_failure_inside_video_to_video_leaves_the_shared_vae_as_it_was(
 def test_placement_is_restored_per_tensor_and_only_where_it_changed() -> None:
     module = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).to(torch.bfloat16)
     before = placement_of(module)
-    with pytest.raises(ValueError), placement_kept([module, "a tokenizer is not a module"]):
+    listed = torch.nn.Linear(2, 2).to(torch.bfloat16)  # e.g. several ControlNets passed as a list
+    with pytest.raises(ValueError), placement_kept([module, "a tokenizer is not a module", [listed]]):
         module.float()
+        listed.float()
         raise ValueError("halfway")
     assert placement_of(module) == before
+    assert listed.weight.dtype == torch.bfloat16
     assert module[1].num_batches_tracked.dtype == torch.int64
