@@ -99,8 +99,11 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
     try:
         # The device is the job's for its whole life (face preparation, training, validation); while an app
         # request or a CLI command holds it, the job waits and says for whom.
-        lease = DeviceLease.for_settings(settings_from_json(job["settings"]))
-        holder = Holder("training", str(job.get("name", "")), job_dir=str(job_dir))
+        settings = settings_from_json(job["settings"])
+        lease = DeviceLease.for_settings(settings)
+        # On a public deployment other visitors read the wait message: no likeness name in it there.
+        name = "" if settings.public else str(job.get("name", ""))
+        holder = Holder("training", name, job_dir=str(job_dir))
         with lease.hold(holder, on_wait=lambda message: update_status(job_dir, message=message), cancel=cancel):
             slug = _run(job_dir, job, cancel)
     except CancelledError:

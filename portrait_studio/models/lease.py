@@ -78,7 +78,8 @@ def describe(holder: Holder | None) -> str:
         return "Waiting for the GPU: another job is using it."
     if holder.kind == "training":
         progress = _training_progress(holder.job_dir)
-        return (f"Waiting for the GPU: it is training the likeness '{holder.task}'{progress}. "
+        what = f"the likeness '{holder.task}'" if holder.task else "a likeness"
+        return (f"Waiting for the GPU: it is training {what}{progress}. "
                 "Your request starts when the training ends.")
     if holder.kind == "cli":
         return f"Waiting for the GPU: a command-line {holder.task} job (process {holder.pid}) is using it."

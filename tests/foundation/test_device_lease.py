@@ -167,3 +167,5 @@ def test_descriptions_name_the_holder() -> None:
     assert "command-line talk job (process 42)" in describe(Holder("cli", "talk", pid=42))
     assert describe(Holder("training", "Bo", job_dir="/nonexistent")).startswith(
         "Waiting for the GPU: it is training the likeness 'Bo'. ")
+    # A public deployment's worker leaves the name out: other visitors read this.
+    assert describe(Holder("training", "")).startswith("Waiting for the GPU: it is training a likeness. ")
