@@ -19,6 +19,7 @@ PROFILES = ("default", "tiny")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 FACE_BACKENDS = ("auto", "facexlib", "dlib")
+DEVICE_LEASES = ("auto", "on", "off")
 
 
 def _default_home() -> Path:
@@ -53,6 +54,8 @@ class Settings:
     cache_gb: float = 12.0
     # GPU memory kept free for activations when the budget is derived from the device.
     working_reserve_gb: float = 2.0
+    # One device lease across processes (training worker, app, CLI): auto = on a GPU, never on ZeroGPU.
+    device_lease: str = "auto"
     # Per-role overrides: {"base": "some/hub-id" or "/local/path"}; env PORTRAIT_STUDIO_MODEL_<ROLE>.
     model_overrides: dict[str, str] = field(default_factory=dict)
 
@@ -94,6 +97,7 @@ class Settings:
         choice("device", DEVICES)
         choice("dtype", DTYPES)
         choice("face_backend", FACE_BACKENDS)
+        choice("device_lease", DEVICE_LEASES)
         for name in ("max_upload_mb", "max_image_pixels", "min_photos", "max_photos", "queue_size"):
             if getattr(self, name) <= 0:
                 raise InputError(f"Setting '{name}' must be positive, got {getattr(self, name)}.")

@@ -12,7 +12,9 @@ from pathlib import Path
 from portrait_studio.config import Settings
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.likeness.jobs import JobManager
+from portrait_studio.models.lease import DeviceLease
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.process_cache import process_manager
 from portrait_studio.registry import LoraRecord, LoraRegistry, base_shapes_from_model_dir
 
 LOCAL_OWNER = "local"
@@ -34,17 +36,22 @@ class Services:
     manager: ModelManager
     registry: LoraRegistry
     jobs: JobManager
+    lease: DeviceLease | None = None  # the device lease model handlers take (ui/gpu.py)
     started: float = field(default_factory=time.time)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         """Build the backend; training jobs left unfinished by a crash are queued again."""
         settings.ensure_dirs()
-        manager = ModelManager(settings)
+        manager = process_manager(settings)  # face models, GFPGAN and AnimeGAN share its cache
         # Training needs the whole device: the cache lets go of every unlocked model first.
         jobs = JobManager(settings, before_job=manager.cache.unload_all)
         jobs.resume_incomplete()
-        return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs)
+        lease = DeviceLease.for_settings(settings, manager.device.type)
+        # A request that ends while a training job waits for the device leaves the card empty for it.
+        lease.before_training_takes_over.append(manager.cache.unload_all)
+        return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs,
+                   lease=lease)
 
     def import_lora(self, owner: str, path: Path, name: str | None = None) -> LoraRecord:
         """Import a user's LoRA, checked against the base model's module shapes when its weights are here."""

@@ -9,7 +9,7 @@ import gradio as gr
 from portrait_studio.services import Services
 from ui import animate_tab, library_tab, stylize_tab, talk_tab, train_tab
 from ui.common import TINY_BANNER, CancelTokens
-from ui.gpu import check_gpu_events
+from ui.gpu import GPU_SLOT, check_gpu_events
 from ui.widgets import refresh_likenesses
 
 CSS = """
@@ -31,6 +31,7 @@ def _cache_policy(services: Services) -> tuple[int, int]:
 
 
 def build_app(services: Services) -> gr.Blocks:
+    GPU_SLOT.lease = services.lease  # model handlers share the device with training workers and the CLI
     tokens = CancelTokens()
     public = services.settings.public
     with gr.Blocks(title="Portrait Studio", analytics_enabled=False, delete_cache=_cache_policy(services)) as demo:

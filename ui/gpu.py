@@ -8,6 +8,8 @@ time and shows the others their place in line. The decorator adds, around the ha
   one-at-a-time promise is observable from outside (the load test reads these lines);
 - a process-wide lock as a backstop: a job whose client went away keeps its thread until it ends, and the
   next job waits for it instead of sharing the device;
+- the device lease shared with training workers and CLI commands (:mod:`portrait_studio.models.lease`):
+  while a training job holds the card the request waits, and its progress line names the job and its ETA;
 - the fault-injection hook of :mod:`portrait_studio.faults` (inert unless its environment variable is set);
 - on a ZeroGPU Space, ``spaces.GPU(duration=seconds)`` so a GPU is attached for the call (a no-op elsewhere).
 """
@@ -20,8 +22,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from portrait_studio.models.lease import DeviceLease, Holder
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ class GpuSlot:
         self._lock = threading.Lock()  # held while a handler uses the device
         self._count_lock = threading.Lock()
         self.stats = GpuStats()
+        self.lease: DeviceLease | None = None  # set by build_app from Services (off on ZeroGPU)
 
     def run(self, task: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._count_lock:
@@ -61,7 +67,7 @@ class GpuSlot:
         began = time.monotonic()
         waited = 0.0
         try:
-            with self._lock:
+            with self._lock, self._device(task, args, kwargs):
                 waited = time.monotonic() - began
                 return fn(*args, **kwargs)
         finally:
@@ -69,6 +75,35 @@ class GpuSlot:
                 self.stats.in_flight -= 1
                 self.stats.finished += 1
             log.info("gpu-slot end task=%s seconds=%.2f waited=%.2f", task, time.monotonic() - began, waited)
+
+
+    def _device(self, task: str, args: tuple, kwargs: dict) -> AbstractContextManager[None]:
+        if self.lease is None:
+            return nullcontext()
+        return self.lease.hold(Holder("request", task), on_wait=_tell_waiting(args, kwargs))
+
+
+def _tell_waiting(args: tuple, kwargs: dict) -> Callable[[str], None]:
+    """Show why a request waits for the device: on its progress bar, and once as a notice."""
+    import gradio as gr
+
+    bars = [value for value in (*args, *kwargs.values()) if isinstance(value, gr.Progress)]
+    told: list[str] = []
+
+    def tell(message: str) -> None:
+        for bar in bars:
+            try:
+                bar(0.0, desc=message)
+            except Exception:  # noqa: BLE001 - no event context (direct calls in tests): the log has it
+                log.debug("progress bar unavailable for %r", message)
+        if not told:
+            told.append(message)
+            try:
+                gr.Info(message)
+            except Exception:  # noqa: BLE001 - as above
+                log.debug("notice unavailable for %r", message)
+
+    return tell
 
 
 GPU_SLOT = GpuSlot()

@@ -38,6 +38,7 @@ import torch
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.placement import placement_kept
 
 MOTION_ADAPTER_ROLE = "motion_adapter"  # v1.5.2: the camera-motion LoRAs belong to it
 V3_ROLE = "motion_adapter_v3"
@@ -203,21 +204,21 @@ def sparsectrl_key(kind: str = "rgb") -> str:
 
 def sparse_controlnet(manager: ModelManager, kind: str = "rgb") -> Any:
     """The cached SparseCtrl encoder (``rgb``: keyframe images, ``scribble``: sketches)."""
+    return manager.cache.get(sparsectrl_key(kind), lambda: _load_sparse_controlnet(manager, kind))
+
+
+def _load_sparse_controlnet(manager: ModelManager, kind: str) -> Any:
     from diffusers import SparseControlNetModel
 
     role = SPARSECTRL_ROLES[kind]
-
-    def load() -> Any:
-        path = manager.locator.path(role)
-        try:
-            model = SparseControlNetModel.from_pretrained(str(path), torch_dtype=manager.dtype)
-        except (OSError, ValueError) as exc:
-            raise MissingWeightsError(role, str(path), download_command(role), str(exc)[:160]) from exc
-        model.requires_grad_(False)
-        model.eval()
-        return model
-
-    return manager.cache.get(sparsectrl_key(kind), load)
+    path = manager.locator.path(role)
+    try:
+        model = SparseControlNetModel.from_pretrained(str(path), torch_dtype=manager.dtype)
+    except (OSError, ValueError) as exc:
+        raise MissingWeightsError(role, str(path), download_command(role), str(exc)[:160]) from exc
+    model.requires_grad_(False)
+    model.eval()
+    return model
 
 
 def shared_sd_components(manager: ModelManager, base_role: str = "base") -> dict[str, Any]:
@@ -264,17 +265,19 @@ def motion_pipeline(
     }
     if adapter_role is None:
         adapter_role = LIGHTNING_ROLE if fast else V3_ROLE if kind == "sparsectrl" else MOTION_ADAPTER_ROLE
-    shared_sd_components(manager, base_role)
-    motion_unet(manager, base_role, adapter_role)
     key = motion_unet_key(base_role, adapter_role)
-    keys = [f"{base_role}:{name}" for name in SHARED_COMPONENTS] + [key]
+    base_unet = f"{base_role}:unet"
+    # Load and lock in one step; the base UNet comes before the motion UNet that is built on its tensors.
+    loaders = {**manager.sd_loaders(base_role, (*SHARED_COMPONENTS, "unet")),
+               key: lambda: build_motion_unet(manager, base_role, adapter_role)}
     extra: dict[str, Any] = {}
     if kind == "sparsectrl":
-        sparse_controlnet(manager, control)
-        keys.append(sparsectrl_key(control))
+        loaders[sparsectrl_key(control)] = lambda: _load_sparse_controlnet(manager, control)
     # One request at a time per base UNet, not per motion UNet: the motion UNets share its spatial
     # weights, and a LoRA fused into one of them is fused into all of them until the request ends.
-    with _entry_lock(manager, f"{base_role}:unet"), manager.cache.use(*keys) as parts:
+    with _entry_lock(manager, base_unet), manager.cache.use(
+        *loaders, loaders=loaders, shares={key: (base_unet,)}
+    ) as parts:
         if kind == "sparsectrl":
             extra["controlnet"] = parts[sparsectrl_key(control)]
         pipe = classes[kind](
@@ -289,7 +292,9 @@ def motion_pipeline(
             **extra,
         )
         pipe.set_progress_bar_config(disable=True)
-        yield pipe
+        # video-to-video upcasts a force_upcast VAE to fp32 and only casts it back when nothing raises
+        with placement_kept(parts.values()):
+            yield pipe
 
 
 @contextmanager

@@ -55,11 +55,22 @@ def print_progress(fraction: float, message: str = "") -> None:
 
 
 def add_command(
-    subparsers: argparse._SubParsersAction, name: str, handler: Handler, help: str
+    subparsers: argparse._SubParsersAction, name: str, handler: Handler, help: str, *, uses_device: bool = False
 ) -> argparse.ArgumentParser:
+    """``uses_device``: the command runs models, so it takes the device lease (waits while training runs)."""
     parser = subparsers.add_parser(name, help=help, description=help, parents=[_COMMON])
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, uses_device=uses_device, device_task=name)
     return parser
+
+
+def run_handler(args: argparse.Namespace, settings: Settings) -> int:
+    if not getattr(args, "uses_device", False):
+        return int(args.handler(args, settings) or 0)
+    from portrait_studio.models.lease import DeviceLease, Holder
+
+    lease = DeviceLease.for_settings(settings)
+    with lease.hold(Holder("cli", args.device_task), on_wait=lambda message: print(message, file=sys.stderr)):
+        return int(args.handler(args, settings) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
-        return int(args.handler(args, settings) or 0)
+        return run_handler(args, settings)
     except PortraitStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

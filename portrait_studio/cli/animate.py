@@ -55,7 +55,7 @@ def _from_preset(args: argparse.Namespace, settings: Settings, subject: str | No
 def run_animate(args: argparse.Namespace, settings: Settings) -> int:
     from portrait_studio.animate.service import animate
     from portrait_studio.media.images import load_image
-    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.models.process_cache import process_manager
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
@@ -71,7 +71,7 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
     if args.from_likeness and (args.from_image or not args.likeness):
         raise InputError("--from-likeness uses the reference face of --likeness NAME; give --likeness, not --from.")
     init_image, end_image = read(args.from_image), read(args.to_image)
-    manager = ModelManager(settings)
+    manager = process_manager(settings)
     likeness, subject = (
         _likeness(args.likeness, args.likeness_weight, settings, args.face_strength) if args.likeness else (None, None)
     )
@@ -110,7 +110,8 @@ def run_animate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "animate", run_animate, "animate a portrait from a prompt (AnimateDiff)")
+    parser = add_command(subparsers, "animate", run_animate, "animate a portrait from a prompt (AnimateDiff)",
+                         uses_device=True)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt")
     what.add_argument("--preset", help="a Stylize preset id (assets/styles or <home>/styles)")

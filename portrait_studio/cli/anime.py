@@ -28,7 +28,8 @@ def run_anime(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "anime", run_anime, "turn a photo into an anime picture (AnimeGANv2)")
+    parser = add_command(subparsers, "anime", run_anime, "turn a photo into an anime picture (AnimeGANv2)",
+                         uses_device=True)
     parser.add_argument("image", help="input photo")
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.add_argument("--style", default=DEFAULT_STYLE, choices=STYLES)

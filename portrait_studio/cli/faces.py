@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = add_command(
         commands, "prepare", run_prepare,
         "detect, align, score and select face photos; write crops, masks, reference face and report.json",
+        uses_device=True,
     )
     prepare.add_argument("photos", nargs="+", metavar="PHOTO", help="input photos (JPEG, PNG, WebP, HEIC...)")
     prepare.add_argument("--out", required=True, help="output folder (replaced atomically when it is a previous run)")

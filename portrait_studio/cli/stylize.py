@@ -55,7 +55,7 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("Say where the images go with --out DIR.")
     if not args.prompt and not args.preset:
         raise InputError("Choose a style with --preset NAME (see --list-presets) or write one with --prompt TEXT.")
-    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.models.process_cache import process_manager
     from portrait_studio.stylize.outputs import save_images
     from portrait_studio.stylize.request import StylizeRequest
     from portrait_studio.stylize.service import stylize
@@ -67,7 +67,7 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
         best_of=args.best_of, seed=args.seed, width=args.width, height=args.height, steps=args.steps,
         guidance=args.guidance, sampler=args.sampler, restore=args.restore,
     )
-    result = stylize(ModelManager(settings), request, settings, owner=args.owner, progress=print_progress)
+    result = stylize(process_manager(settings), request, settings, owner=args.owner, progress=print_progress)
     print()
     for path, item in zip(save_images(result.images, Path(args.out)), result.images, strict=True):
         score = f"  likeness {item.score:.3f}" if item.score is not None else ""
@@ -78,7 +78,8 @@ def run_stylize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "stylize", run_stylize, "generate portraits from a preset or a prompt")
+    parser = add_command(subparsers, "stylize", run_stylize, "generate portraits from a preset or a prompt",
+                         uses_device=True)
     parser.add_argument("--prompt", default=None, help="your own prompt; {subject} marks where the likeness goes")
     parser.add_argument("--preset", default=None, help="style preset id (see --list-presets)")
     parser.add_argument("--list-presets", action="store_true", help="list the style presets and exit")

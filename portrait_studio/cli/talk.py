@@ -32,7 +32,8 @@ def run_talk(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "talk", run_talk, "make a portrait speak an audio recording (MP4)")
+    parser = add_command(subparsers, "talk", run_talk, "make a portrait speak an audio recording (MP4)",
+                         uses_device=True)
     parser.add_argument("--portrait", required=True, help="portrait image (one clearly visible face)")
     parser.add_argument("--audio", required=True, help="speech: wav, mp3, m4a, ogg or flac")
     parser.add_argument("--out", required=True, help="output .mp4 file")

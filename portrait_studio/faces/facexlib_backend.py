@@ -6,6 +6,9 @@ Weights are the model roles ``face_detection``, ``face_recognition`` (required),
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from PIL import Image
@@ -18,6 +21,7 @@ from portrait_studio.faces.masks import mask_from_parsing
 from portrait_studio.faces.types import DetectedFace
 from portrait_studio.models.devices import pick_device
 from portrait_studio.models.locator import ModelLocator, is_random_weights
+from portrait_studio.models.process_cache import file_key, process_cache
 
 # InsightFace's five-point layout for 112 x 112 ArcFace inputs.
 ARCFACE_TEMPLATE_112 = np.array(
@@ -38,26 +42,40 @@ class FacexlibBackend:
     def __init__(self, settings: Settings) -> None:
         locator = ModelLocator(settings)
         self.device = pick_device(settings.device)
+        # The networks are entries of the process's model cache (one unload_all frees them), loaded now so
+        # a damaged file is reported at once, and locked on the device for each call.
+        self.cache = process_cache(settings)
+        self._nets: dict[str, tuple[str, Callable[[], torch.nn.Module]]] = {}
         detection = locator.path(fm.DETECTION_ROLE)
         recognition = locator.path(fm.RECOGNITION_ROLE)
-        self.detector = fm.load_retinaface(detection, self.device)
-        self.arcface = fm.load_arcface(recognition, self.device)
-        self.hyperiqa = self._optional(locator, fm.QUALITY_ROLE, fm.load_hyperiqa)
-        self.parser = self._optional(locator, fm.PARSING_ROLE, fm.load_parsenet)
+        self._add("detector", fm.DETECTION_ROLE, detection, fm.load_retinaface)
+        self._add("arcface", fm.RECOGNITION_ROLE, recognition, fm.load_arcface)
+        for name, role, load in (("hyperiqa", fm.QUALITY_ROLE, fm.load_hyperiqa),
+                                 ("parser", fm.PARSING_ROLE, fm.load_parsenet)):
+            try:
+                self._add(name, role, locator.path(role), load)
+            except MissingWeightsError:
+                continue  # optional: classical quality, masks from landmarks
         used = [detection, recognition]
         self.random_weights = any(is_random_weights(path) for path in used)
 
-    def _optional(self, locator: ModelLocator, role: str, loader):
-        try:
-            path = locator.path(role)
-        except MissingWeightsError:
-            return None
-        return loader(path, self.device)
+    def _add(self, name: str, role: str, path, load) -> None:  # noqa: ANN001 - a Path and an fm.load_* function
+        key = file_key(role, path, self.device)
+        loader = lambda: load(path, self.device)  # noqa: E731 - kept with its key
+        self.cache.get(key, loader)
+        self._nets[name] = (key, loader)
+
+    @contextmanager
+    def _net(self, name: str) -> Iterator[torch.nn.Module]:
+        key, loader = self._nets[name]
+        with self.cache.use(key, loaders={key: loader}) as parts:
+            yield parts[key]
 
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        rows = self.detector.detect_faces(bgr, conf_threshold=DETECTION_THRESHOLD)
+        with self._net("detector") as detector:
+            rows = detector.detect_faces(bgr, conf_threshold=DETECTION_THRESHOLD)
         faces = []
         height, width = rgb.shape[:2]
         for row in np.asarray(rows)[:MAX_FACES]:
@@ -76,7 +94,8 @@ class FacexlibBackend:
         matrix = similarity_transform(face.landmarks5, ARCFACE_TEMPLATE_112)
         crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (112, 112), borderMode=cv2.BORDER_REFLECT101)
         tensor = torch.from_numpy(crop.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
-        vector = self.arcface(tensor)[0].float().cpu().numpy()
+        with self._net("arcface") as arcface:
+            vector = arcface(tensor)[0].float().cpu().numpy()
         norm = float(np.linalg.norm(vector)) or 1.0
         return (vector / norm).astype(np.float32)
 
@@ -85,20 +104,22 @@ class FacexlibBackend:
 
     @torch.no_grad()
     def quality(self, aligned: Image.Image) -> float | None:
-        if self.hyperiqa is None:
+        if "hyperiqa" not in self._nets:
             return None
         work = np.asarray(aligned.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR), dtype=np.float32)
         tensor = torch.from_numpy((work / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD).permute(2, 0, 1)[None]
-        score = float(self.hyperiqa(tensor.to(self.device)).float().mean().cpu())
+        with self._net("hyperiqa") as hyperiqa:
+            score = float(hyperiqa(tensor.to(self.device)).float().mean().cpu())
         # hyperIQA predicts on KonIQ's 0-100 opinion scale.
         return float(np.clip(score / 100.0, 0.0, 1.0)) if np.isfinite(score) else 0.0
 
     @torch.no_grad()
     def face_mask(self, aligned: Image.Image) -> Image.Image | None:
-        if self.parser is None:
+        if "parser" not in self._nets:
             return None
         work = np.asarray(aligned.convert("RGB").resize((512, 512), Image.Resampling.BILINEAR), dtype=np.float32)
         tensor = torch.from_numpy(work / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
-        logits = self.parser(tensor)[0]
+        with self._net("parser") as parser:
+            logits = parser(tensor)[0]
         labels = logits.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
         return mask_from_parsing(labels, aligned.size[0])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import torch
@@ -23,9 +22,6 @@ DETECTION_ROLE = "face_detection"
 PARSING_ROLE = "face_parsing"
 RECOGNITION_ROLE = "face_recognition"
 QUALITY_ROLE = "face_quality"
-
-_cache: dict[tuple[str, str, str], torch.nn.Module] = {}
-_cache_lock = threading.Lock()
 
 
 def new_retinaface(device: torch.device) -> torch.nn.Module:
@@ -75,23 +71,12 @@ def _load_into(model: torch.nn.Module, state: dict, role: str, path: Path) -> No
         ) from exc
 
 
-def _cached(role: str, path: Path, device: torch.device, build) -> torch.nn.Module:
-    key = (role, str(path), str(device))
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = build()
-        return _cache[key]
-
-
 def _load(role: str, path: Path, device: torch.device, new_model, part=lambda model: model) -> torch.nn.Module:
-    """Build ``new_model()``, load ``path`` strictly into ``part(model)``, and cache it per role/path/device."""
-
-    def build() -> torch.nn.Module:
-        model = new_model()
-        _load_into(part(model), read_state_dict(path, role), role, path)
-        return model.to(device).eval()
-
-    return _cached(role, path, device, build)
+    """Build ``new_model()`` and load ``path`` strictly into ``part(model)``. Not cached here: callers keep
+    the result in the model cache (:mod:`portrait_studio.models.process_cache`)."""
+    model = new_model()
+    _load_into(part(model), read_state_dict(path, role), role, path)
+    return model.to(device).eval()
 
 
 def load_retinaface(path: Path, device: torch.device) -> torch.nn.Module:

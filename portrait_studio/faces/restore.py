@@ -8,9 +8,11 @@ the same template, so they are restored directly.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +23,15 @@ from portrait_studio.errors import InputError, MissingWeightsError
 from portrait_studio.faces.compat import import_gfpgan_clean_arch
 from portrait_studio.faces.facexlib_models import facexlib_weights_dir, read_state_dict
 from portrait_studio.faces.types import DetectedFace
+from portrait_studio.models.cache import ModelCache
 from portrait_studio.models.devices import pick_device
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+from portrait_studio.models.process_cache import file_key, process_cache
 
 GFPGAN_ROLE = "gfpgan"
 GFPGAN_SIZE = 512
 
-_lock = threading.RLock()
-_models: dict[tuple[str, str], torch.nn.Module] = {}
+_lock = threading.RLock()  # facexlib's helper keeps per-image state: one image at a time
 
 
 def new_gfpgan() -> torch.nn.Module:
@@ -41,34 +44,39 @@ def new_gfpgan() -> torch.nn.Module:
 
 
 def load_gfpgan(path: Path, device: torch.device) -> torch.nn.Module:
-    key = (str(path), str(device))
-    with _lock:
-        if key not in _models:
-            checkpoint = read_state_dict(path, GFPGAN_ROLE)
-            # Release files keep the EMA generator under "params_ema" (older ones "params").
-            state = checkpoint.get("params_ema", checkpoint.get("params"))
-            if not isinstance(state, dict):
-                raise MissingWeightsError(
-                    GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "no 'params_ema' or 'params' in the file"
-                )
-            model = new_gfpgan()
-            try:
-                model.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise MissingWeightsError(
-                    GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "not a GFPGANv1Clean (v1.3/v1.4) file"
-                ) from exc
-            _models[key] = model.to(device).eval()
-        return _models[key]
+    """GFPGAN from a release file (not cached here: :func:`get_restorer` keeps it in the model cache)."""
+    checkpoint = read_state_dict(path, GFPGAN_ROLE)
+    # Release files keep the EMA generator under "params_ema" (older ones "params").
+    state = checkpoint.get("params_ema", checkpoint.get("params"))
+    if not isinstance(state, dict):
+        raise MissingWeightsError(
+            GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "no 'params_ema' or 'params' in the file"
+        )
+    model = new_gfpgan()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise MissingWeightsError(
+            GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "not a GFPGANv1Clean (v1.3/v1.4) file"
+        ) from exc
+    return model.to(device).eval()
 
 
 @dataclass
 class Restorer:
-    """A loaded GFPGAN and whether its weights are random (tiny profile)."""
+    """GFPGAN as an entry of the process's model cache, and whether its weights are random (tiny profile)."""
 
-    model: torch.nn.Module
+    cache: ModelCache
+    key: str
+    loader: Callable[[], torch.nn.Module]
     device: torch.device
     random_weights: bool
+
+    @contextmanager
+    def locked(self) -> Iterator[torch.nn.Module]:
+        """The network, locked on the device for the ``with`` block (an eviction cannot move it mid-use)."""
+        with self.cache.use(self.key, loaders={self.key: self.loader}) as parts:
+            yield parts[self.key]
 
     @torch.no_grad()
     def restore_aligned(self, crop: Image.Image, strength: float = 1.0) -> Image.Image:
@@ -77,7 +85,8 @@ class Restorer:
         size = crop.size
         work = crop.convert("RGB").resize((GFPGAN_SIZE, GFPGAN_SIZE), Image.Resampling.LANCZOS)
         tensor = torch.from_numpy(np.asarray(work, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-        output = self.model(tensor.to(self.device), return_rgb=False, weight=0.5)[0]
+        with self.locked() as model:
+            output = model(tensor.to(self.device), return_rgb=False, weight=0.5)[0]
         restored = ((output[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         restored_image = Image.fromarray(restored)
         if strength < 1.0:
@@ -89,27 +98,44 @@ def get_restorer(settings: Settings) -> Restorer:
     """GFPGAN on the settings' device; :class:`MissingWeightsError` when the weights are not on disk."""
     path = ModelLocator(settings).path(GFPGAN_ROLE)
     device = pick_device(settings.device)
-    return Restorer(load_gfpgan(path, device), device, is_random_weights(path))
+    cache = process_cache(settings)
+    key = file_key(GFPGAN_ROLE, path, device)
+    loader = lambda: load_gfpgan(path, device)  # noqa: E731 - kept with its key
+    cache.get(key, loader)  # load now: a damaged file is reported before any work
+    return Restorer(cache, key, loader, device, is_random_weights(path))
 
 
-_helpers: dict[tuple[str, str], object] = {}
+class HelperNets(torch.nn.Module):
+    """facexlib's FaceRestoreHelper as a module (its RetinaFace and ParseNet are the submodules), so it is
+    a model cache entry that is sized, moved and unloaded like any other."""
+
+    def __init__(self, helper: Any) -> None:
+        super().__init__()
+        self.face_det = helper.face_det
+        self.face_parse = helper.face_parse
+        self.helper = helper
 
 
-def _helper(settings: Settings, device: torch.device):
-    """facexlib's FaceRestoreHelper (RetinaFace + ParseNet), built once per weights folder and device."""
-    from facexlib.utils.face_restoration_helper import FaceRestoreHelper
-
+@contextmanager
+def _helper(settings: Settings, device: torch.device) -> Iterator[Any]:
+    """facexlib's FaceRestoreHelper (RetinaFace + ParseNet), one per weights folder and device, locked on
+    the device for the ``with`` block."""
     # Both files must be in one folder under their release names, or facexlib would download them.
     rootpath = facexlib_weights_dir(settings)
-    key = (str(rootpath), str(device))
-    if key not in _helpers:
-        _helpers[key] = FaceRestoreHelper(
+
+    def build() -> HelperNets:
+        from facexlib.utils.face_restoration_helper import FaceRestoreHelper
+
+        return HelperNets(FaceRestoreHelper(
             1, face_size=GFPGAN_SIZE, crop_ratio=(1, 1), det_model="retinaface_resnet50", save_ext="png",
             use_parse=True, device=device, model_rootpath=str(rootpath),
-        )
-    helper = _helpers[key]
-    helper.clean_all()
-    return helper
+        ))
+
+    key = file_key("face_restore_helper", rootpath, device)
+    with process_cache(settings).use(key, loaders={key: build}) as parts:
+        helper = parts[key].helper
+        helper.clean_all()
+        yield helper
 
 
 def restore_faces(
@@ -133,7 +159,13 @@ def restore_faces(
 def _restore_with_helper(
     rgb: np.ndarray, settings: Settings, restorer: Restorer, strength: float, faces: Sequence[DetectedFace] | None
 ) -> Image.Image:
-    helper = _helper(settings, restorer.device)
+    with _helper(settings, restorer.device) as helper:
+        return _restore_in(helper, rgb, restorer, strength, faces)
+
+
+def _restore_in(
+    helper: Any, rgb: np.ndarray, restorer: Restorer, strength: float, faces: Sequence[DetectedFace] | None
+) -> Image.Image:
     helper.read_image(np.ascontiguousarray(rgb[:, :, ::-1]))
     if faces is None:
         helper.get_face_landmarks_5(only_center_face=False, eye_dist_threshold=5)

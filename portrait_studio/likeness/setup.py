@@ -8,6 +8,7 @@ only read.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import torch
 
 from portrait_studio.likeness.config import TrainingConfig
-from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.devices import cuda_has_native_bf16
+
+log = logging.getLogger(__name__)
 
 # Every linear layer of the UNet's transformer blocks, as EasyPhoto's (kohya-style) LoRA: self- and
 # cross-attention projections, the GEGLU feed-forward, and the block's proj_in/proj_out (1x1 convolutions
@@ -33,15 +36,21 @@ class Precision:
     use_grad_scaler: bool
 
 
-def pick_precision(config: TrainingConfig, device: torch.device) -> Precision:
-    """Mixed precision only on CUDA (fp16, or bf16 where supported); fp32 elsewhere."""
+def pick_precision(config: TrainingConfig, device: torch.device, *, bf16_native: bool | None = None) -> Precision:
+    """Mixed precision only on CUDA: bf16 where the card has it natively, else fp16; fp32 elsewhere.
+
+    ``bf16_native`` (default: asked of the current card) makes the decision testable with fake figures.
+    bf16 asked for on a card that only emulates it (RTX 20xx and older) trains in fp16 instead.
+    """
     mode = config.mixed_precision
-    if mode == "auto":
-        mode = "no"
-        if device.type == "cuda":
-            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if mode == "no" or device.type != "cuda":
         return Precision(torch.float32, None, False)
+    native = cuda_has_native_bf16() if bf16_native is None else bf16_native
+    if mode == "auto":
+        mode = "bf16" if native else "fp16"
+    elif mode == "bf16" and not native:
+        log.warning("this GPU has no native bf16 (it would be emulated, several times slower): training in fp16")
+        mode = "fp16"
     if mode == "bf16":
         return Precision(torch.bfloat16, torch.bfloat16, False)
     return Precision(torch.float16, torch.float16, True)
@@ -51,11 +60,6 @@ def use_gradient_checkpointing(config: TrainingConfig, device: torch.device) -> 
     if config.gradient_checkpointing == "auto":
         return device.type == "cuda"
     return config.gradient_checkpointing == "on"
-
-
-def frozen_parts(manager: ModelManager, role: str) -> dict[str, Any]:
-    """The cached VAE, text encoder and tokenizer (loaded once; the cached UNet is not loaded)."""
-    return manager.sd_components(role, ("vae", "text_encoder", "tokenizer"))
 
 
 def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, precision: Precision) -> torch.nn.Module:

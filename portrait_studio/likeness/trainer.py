@@ -23,7 +23,6 @@ from portrait_studio.likeness.failures import disk_full_error, is_disk_full, is_
 from portrait_studio.likeness.loss import micro_batch_loss
 from portrait_studio.likeness.merge import ValidationScore, best_per_checkpoint, merge_checkpoints, merge_state_dicts
 from portrait_studio.likeness.setup import (
-    frozen_parts,
     lora_text_encoder,
     lora_unet,
     lr_factor,
@@ -136,9 +135,9 @@ class _Trainer:
             self.manager.cache.unload_all()  # training needs the whole card (ComfyUI does the same)
         self.progress(0.0, "reading face crops")
         images = load_training_images(self.dataset_dir, cfg.resolution)
-        parts = frozen_parts(self.manager, self.role)
-        keys = [f"{self.role}:{name}" for name in ("vae", "text_encoder", "tokenizer")]
-        with self.manager.cache.use(*keys):
+        loaders = self.manager.sd_loaders(self.role, ("vae", "text_encoder", "tokenizer"))
+        with self.manager.cache.use(*loaders, loaders=loaders) as locked:
+            parts = {key.split(":", 1)[1]: value for key, value in locked.items()}
             self.progress(0.0, f"encoding {len(images.images)} face crops once")
             data = encode_dataset(
                 images, parts["vae"], parts["text_encoder"], parts["tokenizer"], cfg.caption_texts(),
@@ -253,7 +252,7 @@ class _Trainer:
         self.progress(step / cfg.steps, f"step {step}: saving checkpoint and rendering validation images")
         text_encoder = self.text_encoder if self.text_encoder is not None else parts["text_encoder"]
         images = render_validation(parts, self.unet, text_encoder, self.manager.fresh_scheduler(self.role),
-                                   cfg, cfg.resolution, self.precision.autocast_dtype)
+                                   cfg, cfg.resolution, self.precision.autocast_dtype, self.precision.weight_dtype)
         scores = [safe_score(self.scorer, image) for image in images]
 
         def fill(folder: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from portrait_studio.likeness.config import TrainingConfig
 from portrait_studio.models.manager import generator_for
+from portrait_studio.models.placement import cast_frozen, placement_kept
 
 
 class LikenessScorer(Protocol):
@@ -34,8 +35,30 @@ def render_validation(
     config: TrainingConfig,
     size: int,
     autocast_dtype: torch.dtype | None,
+    weight_dtype: torch.dtype | None = None,
 ) -> list[Image.Image]:
-    """One image per validation seed, same prompt and seeds at every checkpoint."""
+    """One image per validation seed, same prompt and seeds at every checkpoint.
+
+    The VAE and a text encoder taken from the model cache are in the cache's dtype (fp16 on a GPU); the
+    UNet being trained is in ``weight_dtype`` (fp32 when mixed precision is "no"). They run in that one
+    dtype here, and the shared modules go back to the cache's dtype afterwards, also on error.
+    """
+    dtype = weight_dtype or unet.dtype
+    with placement_kept([components["vae"], text_encoder]):
+        cast_frozen(components["vae"], dtype)
+        cast_frozen(text_encoder, dtype)  # a trained text encoder's LoRA stays fp32
+        return _render(components, unet, text_encoder, scheduler, config, size, autocast_dtype)
+
+
+def _render(
+    components: dict[str, Any],
+    unet: torch.nn.Module,
+    text_encoder: torch.nn.Module,
+    scheduler: Any,
+    config: TrainingConfig,
+    size: int,
+    autocast_dtype: torch.dtype | None,
+) -> list[Image.Image]:
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline(

@@ -32,6 +32,7 @@ from portrait_studio.likeness.status import (
     update_status,
     write_json_atomic,
 )
+from portrait_studio.models.lease import DeviceLease, Holder
 from portrait_studio.progress import CancelToken
 
 log = logging.getLogger("portrait_studio.likeness.worker")
@@ -109,7 +110,15 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
     update_status(job_dir, state="running", pid=os.getpid(), started=prior.started or time.time(),
                   attempts=max(prior.attempts, 1), message="preparing", error="")
     try:
-        slug = _run(job_dir, job, cancel)
+        # The device is the job's for its whole life (face preparation, training, validation); while an app
+        # request or a CLI command holds it, the job waits and says for whom.
+        settings = settings_from_json(job["settings"])
+        lease = DeviceLease.for_settings(settings)
+        # On a public deployment other visitors read the wait message: no likeness name in it there.
+        name = "" if settings.public else str(job.get("name", ""))
+        holder = Holder("training", name, job_dir=str(job_dir))
+        with lease.hold(holder, on_wait=lambda message: update_status(job_dir, message=message), cancel=cancel):
+            slug = _run(job_dir, job, cancel)
     except CancelledError:
         _end(job_dir, job, state="cancelled", message="Cancelled. Finished checkpoints were deleted with the job data.")
         return 130
@@ -128,7 +137,7 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
 
 def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     from portrait_studio.likeness.trainer import CheckpointReport, StepReport, train_lora
-    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.models.process_cache import process_manager
 
     settings = settings_from_json(job["settings"])
     config = TrainingConfig.from_dict(job["config"])
@@ -166,7 +175,7 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     if start is not None:
         update_status(job_dir, resumed_from=start.step, step=start.step, message=f"resuming from step {start.step}")
         print(f"resuming from checkpoint at step {start.step}", flush=True)
-    manager = ModelManager(settings)
+    manager = process_manager(settings)  # the cache face preparation used: unload_all frees both
     result = train_lora(manager, dataset_dir, job_dir, config, scorer, cancel=cancel,
                         role=job.get("role", "base"), on_step=on_step, on_checkpoint=on_checkpoint)
     update_status(job_dir, step=result.steps, max_steps=result.steps, random_weights=result.random_weights,

@@ -18,15 +18,18 @@ entry drops the entries built on it (they would otherwise keep its tensors alive
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from portrait_studio.models.memory import release_cached_blocks
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,17 @@ class ModelCache:
     def __init__(
         self,
         device: str | torch.device = "cpu",
-        device_budget: int | Callable[[], int] = 8 << 30,
+        device_budget: int | Callable[[int], int] = 8 << 30,
         ram_budget: int = 16 << 30,
         sizer: Callable[[Any], int] = module_bytes,
+        release_memory: Callable[[], None] | None = None,
     ) -> None:
+        """``device_budget`` is bytes, or a function of the bytes the cache holds on the device now (CUDA:
+        :func:`portrait_studio.models.memory.cache_device_budget` over live figures). ``release_memory``
+        runs after every eviction (default: ``torch.cuda.empty_cache()`` on CUDA)."""
         self.device = torch.device(device)
         self._device_budget = device_budget
+        self._release_memory = release_memory or (lambda: release_cached_blocks(self.device))
         self.ram_budget = ram_budget
         self._sizer = sizer
         self._entries: dict[str, CacheEntry] = {}
@@ -121,7 +129,7 @@ class ModelCache:
     @property
     def device_budget(self) -> int:
         budget = self._device_budget
-        return budget() if callable(budget) else budget
+        return budget(self.device_bytes()) if callable(budget) else budget
 
     def device_bytes(self) -> int:
         with self._lock:
@@ -141,19 +149,29 @@ class ModelCache:
         Loaded values stay in RAM (storage tier) until ``use`` places them. ``shares`` names cached
         entries whose tensors the value holds (they must be cached already).
         """
+        return self._obtain(key, loader, lock=False, shares=shares)[0].value
+
+    def _obtain(
+        self, key: str, loader: Loader | None, *, lock: bool, shares: tuple[str, ...] = ()
+    ) -> list[CacheEntry]:
+        """The entry for ``key`` (first), loaded if absent. With ``lock`` its lock count, and that of every
+        entry it shares tensors with, is raised in the same critical section that finds or inserts it, so no
+        ``unload_all`` can drop it in between; the list then holds every entry locked."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self.stats.hits += 1
                 entry.last_used = time.monotonic()
-                return entry.value
+                return self._locked(entry) if lock else [entry]
+            if loader is None:
+                raise KeyError(f"not cached (call get first): {key}")
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None:
                     self.stats.hits += 1
-                    return entry.value
+                    return self._locked(entry) if lock else [entry]
             value = loader()
             size = self._sizer(value)
             with self._lock:
@@ -167,10 +185,22 @@ class ModelCache:
                 entry = CacheEntry(key, value, size, on_device=not self.two_tier, shares=tuple(shares))
                 self._entries[key] = entry
                 self.stats.loads += 1
+                locked = self._locked(entry) if lock else [entry]
                 self._make_room_in_ram(0)
                 if not self.two_tier:
                     self._make_room_on_device(0)
-            return value
+            return locked
+
+    def _locked(self, entry: CacheEntry) -> list[CacheEntry]:
+        """Raise the lock count of ``entry`` and of every entry it shares tensors with (caller holds the lock)."""
+        keys = self._with_shared((entry.key,))
+        missing = [k for k in keys if k not in self._entries]
+        if missing:
+            raise KeyError(f"not cached (call get first): {', '.join(missing)}")
+        entries = [self._entries[k] for k in keys]
+        for locked in entries:
+            locked.locks += 1
+        return entries
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
@@ -187,30 +217,21 @@ class ModelCache:
 
     # ---- use ------------------------------------------------------------------------------------
     @contextmanager
-    def use(self, *keys: str) -> Iterator[dict[str, Any]]:
-        """Lock ``keys`` (and what they share) on the execution device for the ``with`` block; unlock even on error."""
-        with self._lock:
-            keys = self._with_shared(keys)
-            missing = [k for k in keys if k not in self._entries]
-            if missing:
-                raise KeyError(f"not cached (call get first): {', '.join(missing)}")
-            entries = [self._entries[k] for k in keys]
-            for entry in entries:
-                entry.locks += 1
-            try:
-                needed = sum(e.size for e in entries if not e.on_device)
-                self._make_room_on_device(needed)
-                for entry in entries:
-                    if not entry.on_device:
-                        _move(entry.value, self.device)
-                        entry.on_device = True
-                    entry.last_used = time.monotonic()
-                # Entries pushed off the device may now overflow RAM.
-                self._make_room_in_ram(0)
-            except BaseException:
-                for entry in entries:
-                    entry.locks -= 1
-                raise
+    def use(
+        self,
+        *keys: str,
+        loaders: Mapping[str, Loader] | None = None,
+        shares: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Lock ``keys`` (and what they share) on the execution device for the ``with`` block; unlock even on
+        error.
+
+        With ``loaders`` (key -> loader), absent keys are loaded here (``shares``: key -> the entries its value
+        shares tensors with), and every entry is locked in the same critical section that finds or inserts
+        it: an ``unload_all`` in another thread cannot drop a component between its loading and its locking
+        (load-and-lock is one step).
+        """
+        entries = self._lock_entries(keys, loaders or {}, shares or {})
         try:
             yield {e.key: e.value for e in entries}
         finally:
@@ -219,6 +240,31 @@ class ModelCache:
                 for entry in entries:
                     entry.locks -= 1
                     entry.last_used = now
+
+    def _lock_entries(
+        self, keys: tuple[str, ...], loaders: Mapping[str, Loader], shares: Mapping[str, tuple[str, ...]]
+    ) -> list[CacheEntry]:
+        entries: list[CacheEntry] = []
+        try:
+            for key in keys:
+                entries.extend(self._obtain(key, loaders.get(key), lock=True, shares=shares.get(key, ())))
+            with self._lock:
+                distinct = list({id(e): e for e in entries}.values())
+                needed = sum(e.size for e in distinct if not e.on_device)
+                self._make_room_on_device(needed)
+                for entry in distinct:
+                    if not entry.on_device:
+                        _move(entry.value, self.device)
+                        entry.on_device = True
+                    entry.last_used = time.monotonic()
+                # Entries pushed off the device may now overflow RAM.
+                self._make_room_in_ram(0)
+        except BaseException:
+            with self._lock:
+                for entry in entries:
+                    entry.locks -= 1
+            raise
+        return entries
 
     def _with_shared(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         """``keys`` followed by every entry they share tensors with (transitively), each once."""
@@ -244,9 +290,11 @@ class ModelCache:
 
     def _make_room_on_device(self, needed: int) -> None:
         budget = self.device_budget
+        evicted = False
         for victim in self._lru_unlocked(on_device=True):
             if self.device_bytes() + needed <= budget:
-                return
+                break
+            evicted = True
             if self.two_tier:
                 # Tensors shared with another entry stay: that entry decides where they live.
                 keep = set().union(*(_tensor_ids(self._entries[k].value) for k in victim.shares if k in self._entries))
@@ -256,6 +304,10 @@ class ModelCache:
                 log.info("cache: offloaded %s to RAM", victim.key)
             else:
                 self._drop(victim)
+        if evicted:
+            # The allocator keeps freed blocks reserved; hand them back so the next reading (and any other
+            # process on the card) sees them free.
+            self._release_memory()
         if self.device_bytes() + needed > budget:
             log.warning(
                 "cache: %d bytes locked on %s exceed the budget of %d bytes", self.device_bytes() + needed,
@@ -287,8 +339,8 @@ class ModelCache:
             victims = [e for e in self._entries.values() if e.locks == 0]
             for entry in victims:
                 self._drop(entry)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        gc.collect()  # cycles inside diffusers/transformers modules keep their tensors alive otherwise
+        self._release_memory()
         return [e.key for e in victims]
 
     def remove(self, prefix: str) -> None:

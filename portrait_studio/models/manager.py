@@ -20,6 +20,7 @@ from portrait_studio.errors import InputError, MissingWeightsError
 from portrait_studio.models.cache import ModelCache
 from portrait_studio.models.devices import GIB, device_budget_for, pick_device, pick_dtype
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+from portrait_studio.models.placement import placement_kept
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
 
@@ -73,8 +74,14 @@ class ModelManager:
 
         Every user of a component goes through here, so Stylize, Animate and training share one object.
         """
+        loaders = self.sd_loaders(role, names)
+        return {name: self.cache.get(f"{role}:{name}", loaders[f"{role}:{name}"]) for name in names}
+
+    def sd_loaders(self, role: str = "base", names: Sequence[str] = SD_COMPONENTS) -> dict[str, Any]:
+        """Loaders of ``role``'s SD components by cache key, for ``cache.use(*keys, loaders=...)``: loading
+        and locking in one step, so an ``unload_all`` in between cannot drop what a request is about to use."""
         path = self.locator.path(role)
-        return {name: self.cache.get(f"{role}:{name}", lambda n=name: self._load_sd_part(path, n)) for name in names}
+        return {f"{role}:{name}": (lambda n=name: self._load_sd_part(path, n)) for name in names}
 
     def _load_sd_part(self, path: Path, name: str) -> Any:
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -96,9 +103,9 @@ class ModelManager:
         ZeroGPU Spaces want models on ``cuda`` at start-up (the ``spaces`` package keeps them there between
         calls); elsewhere it simply makes the first request warm. Returns the cache keys placed.
         """
-        self.sd_components(role)
-        keys = [f"{role}:{name}" for name in SD_COMPONENTS]
-        with self.cache.use(*keys):
+        loaders = self.sd_loaders(role)
+        keys = list(loaders)
+        with self.cache.use(*keys, loaders=loaders):
             pass
         return keys
 
@@ -132,9 +139,9 @@ class ModelManager:
         }
         if kind not in classes:
             raise InputError(f"Unknown pipeline kind '{kind}'. Choose one of: {', '.join(classes)}.")
-        self.sd_components(role)
-        keys = [f"{role}:{name}" for name in SD_COMPONENTS]
-        with self.cache.use(*keys) as parts:
+        loaders = self.sd_loaders(role)
+        keys = list(loaders)
+        with self.cache.use(*keys, loaders=loaders) as parts:
             components = {name: parts[f"{role}:{name}"] for name in SD_COMPONENTS}
             pipe = classes[kind](
                 **components,
@@ -145,7 +152,8 @@ class ModelManager:
                 requires_safety_checker=False,
             )
             pipe.set_progress_bar_config(disable=True)
-            yield pipe
+            with placement_kept([*components.values(), *extra_components.values()]):
+                yield pipe
 
     def check_available(self, roles: list[str]) -> list[MissingWeightsError]:
         """Missing-weight errors for ``roles`` without downloading (for the UI's status lines)."""

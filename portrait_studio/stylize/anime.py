@@ -5,12 +5,11 @@ template, the framing the face models were trained on. Styles are the four publi
 generators (roles ``animegan_<style>``). Weights are read with
 ``torch.load(weights_only=True)`` (or from a ``.safetensors`` conversion beside them) and loaded
 strictly into our own :class:`AnimeGANGenerator`; loaded generators are cached, in the app's
-``ModelManager`` cache when one is given, else in a small module-level cache.
+``ModelManager`` cache when one is given, else in the process's model cache (``process_cache``).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from portrait_studio.faces.align import align_face
 from portrait_studio.faces.backends import get_face_backend
 from portrait_studio.models.devices import pick_device
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
+from portrait_studio.models.process_cache import file_key, process_cache
 from portrait_studio.models.roles import ANIMEGAN_STYLES
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress
 from portrait_studio.stylize.animegan_net import (
@@ -94,25 +94,16 @@ def load_generator(path: Path, role: str) -> AnimeGANGenerator:
     return generator_from_state_dict(state)
 
 
-_cache_lock = threading.Lock()
-_module_cache: dict[tuple[str, int, int, str], AnimeGANGenerator] = {}
-
-
-def _cached_generator(path: Path, role: str, device: torch.device) -> AnimeGANGenerator:
+def _file_key(path: Path, role: str, device: torch.device) -> str:
+    """A changed file (new mtime or size) gets a new key: the cache never serves stale weights."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    with _cache_lock:
-        if key not in _module_cache:
-            # A changed file gets a new key; forget older generators of the same path.
-            for old in [k for k in _module_cache if k[0] == key[0]]:
-                del _module_cache[old]
-            _module_cache[key] = load_generator(path, role).to(device)
-        return _module_cache[key]
+    return file_key(role, f"{path.resolve()}@{stat.st_mtime_ns}:{stat.st_size}", device, "generator")
 
 
-def clear_cache() -> None:
-    with _cache_lock:
-        _module_cache.clear()
+def clear_cache(settings: Settings) -> None:
+    """Forget the generators loaded without a manager (they live in the process's model cache)."""
+    for role in (role_for(style) for style in ANIMEGAN_STYLES):
+        process_cache(settings).remove(f"{role}:generator@")
 
 
 # ---- image preparation --------------------------------------------------------------------------------
@@ -221,11 +212,13 @@ def anime_portrait(
     started = time.perf_counter()
     if manager is not None:
         key = f"{role}:generator"
-        manager.cache.get(key, lambda: load_generator(path, role))
-        with manager.cache.use(key) as parts:
+        with manager.cache.use(key, loaders={key: lambda: load_generator(path, role)}) as parts:
             output = _run(parts[key], work)
     else:
-        output = _run(_cached_generator(path, role, pick_device(settings.device)), work)
+        cache = process_cache(settings)
+        key = _file_key(path, role, pick_device(settings.device))
+        with cache.use(key, loaders={key: lambda: load_generator(path, role)}) as parts:
+            output = _run(parts[key], work)
     if generator_random:
         warnings.append(RANDOM_WEIGHTS_WARNING)
     metadata.update({

@@ -180,9 +180,10 @@ def _run_template(
 ) -> tuple[list[GeneratedImage], bool]:
     from portrait_studio.stylize import template as tpl
 
-    keys, random_controlnet = tpl.load_controlnets(manager, request.control)
+    loaders, random_controlnet = tpl.load_controlnets(manager, request.control)
+    keys = list(loaders)
     images = []
-    with manager.cache.use(*keys) as parts:
+    with manager.cache.use(*keys, loaders=loaders) as parts:
         models = [parts[key] for key in keys]
         kind = "controlnet_inpaint" if models else "inpaint"
         extra = {"controlnet": models[0] if len(models) == 1 else models} if models else {}

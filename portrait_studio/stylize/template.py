@@ -166,11 +166,13 @@ def steps_for(steps: int, strength: float) -> tuple[int, int]:
     return asked, max(1, min(int(asked * strength), asked))
 
 
-def load_controlnets(manager: Any, control: str) -> tuple[list[str], bool]:
-    """Cache keys of the ControlNets ``control`` needs (loaded once) and whether any has random weights."""
+def load_controlnets(manager: Any, control: str) -> tuple[dict[str, Any], bool]:
+    """Loaders of the ControlNets ``control`` needs, by cache key, for ``cache.use(..., loaders=...)``
+    (load-and-lock in one step), and whether any has random weights."""
     from portrait_studio.models.locator import is_random_weights
 
-    keys, random_weights = [], False
+    loaders: dict[str, Any] = {}
+    random_weights = False
     for role in CONTROL_ROLES[control]:
         path = manager.locator.path(role)
 
@@ -186,11 +188,9 @@ def load_controlnets(manager: Any, control: str) -> tuple[list[str], bool]:
             model.requires_grad_(False)
             return model.eval()
 
-        key = f"{role}:model"
-        manager.cache.get(key, loader)
-        keys.append(key)
+        loaders[f"{role}:model"] = loader
         random_weights = random_weights or is_random_weights(path)
-    return keys, random_weights
+    return loaders, random_weights
 
 
 def control_images(control: str, image: Image.Image, prepared: TemplateFace) -> list[Image.Image]:

@@ -80,9 +80,8 @@ def talk_nets(manager: ModelManager, size: int, mode: str) -> Iterator[TalkNets]
 
     keys = {part: f"{tag}:{part}" for part in PARTS}
     keys["mapping"] = f"{ROLE}:mapping_{mode}"
-    for part, key in keys.items():
-        manager.cache.get(key, loader(part))
-    with manager.cache.use(*keys.values()) as loaded:
+    loaders = {key: loader(part) for part, key in keys.items()}
+    with manager.cache.use(*keys.values(), loaders=loaders) as loaded:
         yield TalkNets(
             **{part: loaded[key] for part, key in keys.items()},
             device=manager.device,

@@ -15,6 +15,7 @@ from portrait_studio.errors import InputError, MissingWeightsError
 from portrait_studio.media.audio import decode_audio, write_wav
 from portrait_studio.media.video import stream_mp4
 from portrait_studio.models.manager import ModelManager
+from portrait_studio.models.process_cache import process_manager
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress, scaled
 from portrait_studio.talk import compose
 from portrait_studio.talk.audio_features import SAMPLES_PER_FRAME, audio_features
@@ -78,7 +79,7 @@ def talk(
     audio = decode_audio(Path(audio_path), settings.max_audio_seconds)
     mels, frames = audio_features(audio.samples)
     cancel.raise_if_cancelled()
-    manager = manager or ModelManager(settings)
+    manager = manager or process_manager(settings)
     if options.enhance:
         _check_enhancer(manager)
     progress(0.03, "finding the face")

@@ -101,8 +101,8 @@ def test_pipeline_runs_on_facexlib_with_supplied_landmarks(
     backend = get_face_backend(tiny_settings)
     monkeypatch.setattr(backend, "detect", lambda rgb: [f.scaled(rgb.shape[1] / image.width) for f in faces])
     # Parsing and hyperIQA are covered above; on CPU they cost seconds per crop, so the run uses fallbacks.
-    monkeypatch.setattr(backend, "parser", None)
-    monkeypatch.setattr(backend, "hyperiqa", None)
+    monkeypatch.delitem(backend._nets, "parser")
+    monkeypatch.delitem(backend._nets, "hyperiqa")
     paths = []
     for i, side in enumerate((512, 480, 500)):
         path = tmp_path / f"grace_{i}.png"

@@ -8,6 +8,7 @@ import torch
 
 from portrait_studio.models.cache import ModelCache, module_bytes
 from portrait_studio.models.devices import cuda_budget, pick_dtype
+from portrait_studio.models.memory import DeviceMemory
 
 
 class Fake:
@@ -123,11 +124,13 @@ def test_module_bytes_counts_parameters_and_buffers() -> None:
     assert module_bytes("tokenizer") == 0
 
 
-def test_cuda_budget_is_free_plus_ours_minus_reserve() -> None:
+def test_cuda_budget_is_ours_plus_usable_minus_reserve() -> None:
     gib = 1 << 30
-    budget = cuda_budget(2 * gib, mem_get_info=lambda: (6 * gib, 24 * gib), allocated=lambda: 10 * gib)
-    assert budget == 14 * gib
-    assert cuda_budget(8 * gib, mem_get_info=lambda: (1 * gib, 8 * gib), allocated=lambda: 0) == 0
+    reading = DeviceMemory(total=24 * gib, driver_free=6 * gib, reserved=12 * gib, allocated=10 * gib)
+    # 10 GiB held by the cache + 6 free at the driver + 2 in the allocator's pool - 2 reserve
+    assert cuda_budget(2 * gib, 10 * gib, lambda: reading) == 16 * gib
+    tight = DeviceMemory(total=8 * gib, driver_free=1 * gib, reserved=0, allocated=0)
+    assert cuda_budget(8 * gib, 0, lambda: tight) == 0
 
 
 def test_dtype_is_fp32_on_cpu_and_half_on_gpu() -> None:

@@ -148,3 +148,27 @@ def test_cancel_stops_a_running_worker_with_sigterm(settings: Settings, photos: 
     status = jobs.wait("alice", job_id, timeout=30)
     assert status.state == "cancelled" and time.monotonic() - started < 30
     assert not (settings.jobs_dir / "alice" / job_id / "photos").exists()
+
+
+def test_the_worker_waits_for_a_running_request_then_holds_the_device_for_its_life(settings: Settings,
+                                                                                   photos: list[Path]) -> None:
+    from portrait_studio.models.lease import DeviceLease, Holder
+
+    settings = settings.replace(device_lease="on")  # on a CPU the lease is off unless asked for
+    lease = DeviceLease(settings.home, poll_seconds=0.01)
+    jobs = JobManager(settings, worker_command=FAKE_WORKER, autostart=False)
+    job_id = jobs.submit("alice", "Grace", photos, tiny_config(), consent=True)
+    job_dir = settings.jobs_dir / "alice" / job_id
+    holders: list[Holder | None] = []
+    with lease.hold(Holder("request", "stylize")):
+        jobs.pump()  # the worker process starts and finds the device taken
+        _wait_for(lambda: "Waiting for the GPU" in read_status(job_dir).message or read_status(job_dir).done)
+        status = read_status(job_dir)
+        assert status.message == "Waiting for the GPU: another stylize request is using it.", status
+        assert status.step == 0 and not (job_dir / "dataset").exists()  # nothing ran yet
+    _wait_for(lambda: holders.append(lease.holder()) or read_status(job_dir).done)
+    final = jobs.wait("alice", job_id, timeout=240)
+    assert final.state == "succeeded", (final.error, (job_dir / "log.txt").read_text()[-2000:])
+    training = [h for h in holders if h is not None]
+    assert training and {(h.kind, h.task, h.job_dir) for h in training} == {("training", "Grace", str(job_dir))}
+    assert lease.holder() is None

@@ -116,7 +116,7 @@ def test_generators_are_cached_in_the_manager_cache(settings: Settings, coffee: 
     anime_portrait(coffee, settings, style="celeba_distill", mode="full", size=64, manager=manager)
     assert manager.cache.stats.loads == 1 and manager.cache.stats.hits >= 1
     assert not manager.cache.is_locked("animegan_celeba_distill:generator")
-    anime.clear_cache()
+    anime.clear_cache(settings)
     plain = anime_portrait(coffee, settings, style="celeba_distill", mode="full", size=64)
     assert np.array_equal(np.asarray(plain.image), np.asarray(first.image))
 
