@@ -55,6 +55,8 @@ class Settings:
     working_reserve_gb: float = 2.0
     # Per-role overrides: {"base": "some/hub-id" or "/local/path"}; env PORTRAIT_STUDIO_MODEL_<ROLE>.
     model_overrides: dict[str, str] = field(default_factory=dict)
+    # Per-role hub revisions (a commit, tag or branch): {"base": "<commit>"}; env PORTRAIT_STUDIO_REVISION_<ROLE>.
+    revision_overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def tiny_dir(self) -> Path:
@@ -130,7 +132,7 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     values: dict[str, object] = {}
     for f in dataclasses.fields(Settings):
         key = ENV_PREFIX + f.name.upper()
-        if key not in env or f.name == "model_overrides":
+        if key not in env or f.name in ("model_overrides", "revision_overrides"):
             continue
         raw = env[key]
         try:
@@ -149,6 +151,11 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     model_prefix = ENV_PREFIX + "MODEL_"
     values["model_overrides"] = {
         key[len(model_prefix):].lower(): value for key, value in env.items() if key.startswith(model_prefix) and value
+    }
+    revision_prefix = ENV_PREFIX + "REVISION_"
+    values["revision_overrides"] = {
+        key[len(revision_prefix):].lower(): value.strip()
+        for key, value in env.items() if key.startswith(revision_prefix) and value.strip()
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "home" in values:

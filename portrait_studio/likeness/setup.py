@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from portrait_studio.likeness.config import TrainingConfig
+from portrait_studio.models.files import weights_variant
 from portrait_studio.models.manager import ModelManager
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -60,7 +61,10 @@ def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, pr
     from peft import LoraConfig
 
     torch.manual_seed(config.seed)  # LoRA init is random (A) and zero (B): seed it
-    unet = UNet2DConditionModel.from_pretrained(str(model_path), subfolder="unet", torch_dtype=precision.weight_dtype)
+    unet = UNet2DConditionModel.from_pretrained(
+        str(model_path), subfolder="unet", torch_dtype=precision.weight_dtype,
+        variant=weights_variant(model_path / "unet"),  # a lean fp16 download has only the variant file
+    )
     unet.requires_grad_(False)
     unet.to(device)
     unet.add_adapter(
@@ -81,7 +85,8 @@ def lora_text_encoder(
 
     torch.manual_seed(config.seed + 1)
     encoder = CLIPTextModel.from_pretrained(
-        str(model_path), subfolder="text_encoder", torch_dtype=precision.weight_dtype
+        str(model_path), subfolder="text_encoder", torch_dtype=precision.weight_dtype,
+        variant=weights_variant(model_path / "text_encoder"),
     )
     encoder.requires_grad_(False)
     encoder.to(device)
