@@ -9,6 +9,7 @@ Out-of-memory errors pass through untouched (they are not the file's fault).
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ _KEYS = ("missing key", "unexpected key", "missing,", "no '")
 def describe_load_failure(exc: BaseException) -> tuple[str, str]:
     """(what was wrong, what to do) for an exception raised while reading a weights file."""
     text = str(exc).strip()
-    first = text.splitlines()[0][:160] if text else type(exc).__name__
+    first = _first_sentence(text) if text else type(exc).__name__
     lowered = text.lower()
     if isinstance(exc, pickle.UnpicklingError) or "weights only load failed" in lowered:
         # The same refusal on the genuine published file means the publisher changed it: re-fetching won't help.
@@ -47,11 +48,16 @@ def describe_load_failure(exc: BaseException) -> tuple[str, str]:
     return first, "delete it and fetch it again with `{command}`"
 
 
+def _first_sentence(text: str) -> str:
+    line = text.splitlines()[0]
+    return re.split(r"(?<=[a-z0-9)])\. ", line, maxsplit=1)[0][:160]
+
+
 def _refused_global(text: str) -> str:
-    for line in text.splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
-            return line.strip()[:160]
-    return (text.splitlines() or ["unknown object"])[0][:160]
+    match = re.search(r"GLOBAL ([\w.]+)", text)
+    if match:
+        return f"{match.group(1)} is not allowed"
+    return _first_sentence(text) if text else "an object that is not a tensor"
 
 
 @contextmanager

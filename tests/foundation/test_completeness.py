@@ -152,3 +152,17 @@ def test_a_release_file_with_the_wrong_digest_is_not_kept(tmp_path):
     assert not target.exists() and not list(target.parent.glob("*.part"))
     download_url(source.as_uri(), target, None, progress=False, git_blob=git_blob_id(source))
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_a_truncated_unet_is_a_typed_error_naming_the_file(tmp_path, sd15_build):
+    from portrait_studio.errors import BadWeightsFileError
+    from portrait_studio.models.manager import ModelManager
+
+    folder = tmp_path / "sd15"
+    shutil.copytree(sd15_build, folder)
+    weights = folder / UNET_FILE
+    weights.write_bytes(weights.read_bytes()[:2048])
+    settings = settings_from_env({"PORTRAIT_STUDIO_MODEL_BASE": str(folder)}, home=tmp_path / "home", device="cpu")
+    with pytest.raises(BadWeightsFileError) as err:
+        ModelManager(settings).sd_components("base", ("unet",))
+    assert str(weights) in str(err.value) and "download --roles base" in str(err.value)
