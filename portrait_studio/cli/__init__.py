@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "portrait_studio.cli.lora",
     "portrait_studio.cli.talk",
     "portrait_studio.cli.train",
+    "portrait_studio.cli.doctor",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]
