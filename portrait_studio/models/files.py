@@ -100,6 +100,8 @@ _SINGLE_FILE_MB: dict[str, tuple[float, bool]] = {
 
 # Fast mode builds Lightning's module from the v1-5-2 adapter's config alone: no 1.8 GB weights for it.
 CONFIG_ONLY = {"motion_adapter": ("config.json",)}
+# Roles that need a part of another role: (that role, config only). Downloading one fetches the other part.
+COMPANIONS = {"animatediff_lightning": ("motion_adapter", True)}
 
 
 def has_file_list(role: Role) -> bool:
