@@ -39,6 +39,10 @@ class Settings:
     # A public deployment (share link or Space): every visitor gets their own namespace.
     public: bool = False
     face_backend: str = "auto"
+    # Same-person similarity per face backend (similarity in [0, 1]; README "Faces" explains both values):
+    # facexlib ArcFace IR-SE50 cosine 0.3, dlib 1 - distance/0.86 = 0.5 (dlib's documented 0.6 on raw descriptors).
+    identity_threshold_facexlib: float = 0.3
+    identity_threshold_dlib: float = 0.5
     # Limits that protect the machine and make errors predictable.
     max_upload_mb: int = 25
     max_image_pixels: int = 64_000_000
@@ -105,6 +109,9 @@ class Settings:
             )
         if self.cleanup_after_hours <= 0:
             raise InputError(f"Setting 'cleanup_after_hours' must be positive, got {self.cleanup_after_hours}.")
+        for name in ("identity_threshold_facexlib", "identity_threshold_dlib"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise InputError(f"Setting '{name}' must be between 0 and 1, got {getattr(self, name)}.")
         if self.max_audio_seconds <= 0 or self.cache_gb <= 0 or self.working_reserve_gb < 0:
             raise InputError("Settings 'max_audio_seconds' and 'cache_gb' must be positive.")
         return self

@@ -24,6 +24,7 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
         from portrait_studio.models.smoke import run_smoke
 
         report.smoke = run_smoke(settings)
+        report.roles = build_report(settings).roles  # the smoke run built or loaded roles: show them as they are now
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_table(report))
     problems = report.problems()
     for line in problems:
