@@ -38,6 +38,8 @@ class Settings:
     offline: bool = False
     # A public deployment (share link or Space): every visitor gets their own namespace.
     public: bool = False
+    # Show the UI's "Download" buttons for missing weights on a public deployment too (always shown locally).
+    public_downloads: bool = False
     face_backend: str = "auto"
     # Same-person similarity per face backend (similarity in [0, 1]; README "Faces" explains both values):
     # facexlib ArcFace IR-SE50 cosine 0.3, dlib 1 - distance/0.86 = 0.5 (dlib's documented 0.6 on raw descriptors).

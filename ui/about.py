@@ -13,9 +13,8 @@ from portrait_studio.services import Services
 
 
 def report_text(services: Services) -> str:
-    report = build_report(services.settings)
     if services.settings.public:
-        view = public_view(report)
+        view = public_view(build_report(services.settings, with_machine=False))
         ready = [r["role"] for r in view["roles"] if r["ready"]]
         missing = [r["role"] for r in view["roles"] if not r["ready"]]
         return (
@@ -23,6 +22,7 @@ def report_text(services: Services) -> str:
             f"Models ready: {', '.join(ready) or 'none'}\n"
             f"Models not installed: {', '.join(missing) or 'none'}"
         )
+    report = build_report(services.settings)
     problems = report.problems()
     return format_table(report) + ("\n\nProblems:\n" + "\n".join(problems) if problems else "\n\nAll is well.")
 

@@ -15,11 +15,11 @@ from ui.common import (
     CancelTokens,
     call_service,
     cancel_handler,
-    missing_markdown,
     progress_fn,
     request_owner,
     session_key,
 )
+from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
@@ -27,7 +27,7 @@ TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(services, ["base", "motion_adapter"]))
+    missing_notice(services, ["base", "motion_adapter"])
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")

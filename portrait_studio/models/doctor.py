@@ -186,12 +186,19 @@ def role_status(locator: ModelLocator, role: Role) -> RoleStatus:
     return status
 
 
-def build_report(settings: Settings) -> DoctorReport:
+def build_report(settings: Settings, with_machine: bool = True) -> DoctorReport:
+    """The report; ``with_machine=False`` skips probing the device and tools (public deployments: on ZeroGPU
+    the main process must not initialise CUDA, and visitors see none of it anyway)."""
     locator = ModelLocator(settings)
+    if with_machine:
+        machine = machine_info(settings)
+    else:
+        from portrait_studio.models.devices import pick_device
+
+        machine = MachineInfo(python="", torch="", device=pick_device(settings.device).type, device_name="",
+                              ffmpeg="not probed")
     return DoctorReport(
-        profile=settings.profile,
-        machine=machine_info(settings),
-        roles=[role_status(locator, role) for role in ROLES.values()],
+        profile=settings.profile, machine=machine, roles=[role_status(locator, role) for role in ROLES.values()]
     )
 
 
