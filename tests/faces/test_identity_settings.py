@@ -32,3 +32,17 @@ def test_identity_thresholds_are_settings_with_documented_defaults(tmp_path) -> 
         .same_person_threshold == 0.5
     with pytest.raises(InputError, match="identity_threshold_dlib"):
         settings_from_env({"PORTRAIT_STUDIO_IDENTITY_THRESHOLD_DLIB": "1.5"}, home=tmp_path)
+
+
+def test_a_damaged_facexlib_file_names_the_file_and_the_fix(tmp_path) -> None:
+    import torch
+
+    from portrait_studio.errors import BadWeightsFileError
+    from portrait_studio.faces.facexlib_models import read_state_dict
+
+    path = tmp_path / "recognition_arcface_ir_se50.pth"
+    torch.save({"input_layer.0.weight": torch.zeros(64, 3, 3, 3)}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(BadWeightsFileError, match=r"recognition_arcface_ir_se50\.pth cannot be loaded \(the file "
+                       r"is truncated or damaged.*download --roles face_recognition"):
+        read_state_dict(path, "face_recognition")
