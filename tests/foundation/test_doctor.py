@@ -77,3 +77,15 @@ def test_smoke_runs_the_smallest_request_of_each_tab(tiny_settings, tabs):
         assert "error" not in entry, entry
         assert entry["seconds"] > 0 and entry["peak_mb"] > 0
     assert results[0]["result"] == "1 image 64x64, 1 step"
+
+
+def test_models_lists_sizes_before_downloading(tmp_path, capsys, monkeypatch):
+    from portrait_studio.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # --offline sets it; monkeypatch takes it back afterwards
+    code = main(["models", "--home", str(tmp_path / "home"), "--offline"])
+    assert code == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["base"].split()[1:4] == ["missing", "stylize", "~4.27"]
+    assert lines["controlnet_canny"].split()[3:5] == ["1.45", "GB"]  # confirmed size: no "~"
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5@main" in lines["base"]
