@@ -166,3 +166,16 @@ def test_a_truncated_unet_is_a_typed_error_naming_the_file(tmp_path, sd15_build)
     with pytest.raises(BadWeightsFileError) as err:
         ModelManager(settings).sd_components("base", ("unet",))
     assert str(weights) in str(err.value) and "download --roles base" in str(err.value)
+
+
+def test_fast_mode_needs_only_the_adapter_config(tmp_path, hub_cache):
+    import json
+
+    def config_only(folder: Path) -> None:
+        (folder / "config.json").write_text(json.dumps({"_class_name": "MotionAdapter"}))
+
+    write_snapshot(hub_cache, "guoyww/animatediff-motion-adapter-v1-5-2", config_only)
+    locator = _locator(tmp_path)
+    assert locator.is_available("motion_adapter", config_only=True)
+    with pytest.raises(IncompleteWeightsError, match="diffusion_pytorch_model.safetensors missing"):
+        locator.path("motion_adapter")
