@@ -39,7 +39,13 @@ class Settings:
     offline: bool = False
     # A public deployment (share link or Space): every visitor gets their own namespace.
     public: bool = False
+    # Show the UI's "Download" buttons for missing weights on a public deployment too (always shown locally).
+    public_downloads: bool = False
     face_backend: str = "auto"
+    # Same-person similarity per face backend (similarity in [0, 1]; README "Faces" explains both values):
+    # facexlib ArcFace IR-SE50 cosine 0.3, dlib 1 - distance/0.86 = 0.5 (dlib's documented 0.6 on raw descriptors).
+    identity_threshold_facexlib: float = 0.3
+    identity_threshold_dlib: float = 0.5
     # Limits that protect the machine and make errors predictable.
     max_upload_mb: int = 25
     max_image_pixels: int = 64_000_000
@@ -58,6 +64,8 @@ class Settings:
     device_lease: str = "auto"
     # Per-role overrides: {"base": "some/hub-id" or "/local/path"}; env PORTRAIT_STUDIO_MODEL_<ROLE>.
     model_overrides: dict[str, str] = field(default_factory=dict)
+    # Per-role hub revisions (a commit, tag or branch): {"base": "<commit>"}; env PORTRAIT_STUDIO_REVISION_<ROLE>.
+    revision_overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def tiny_dir(self) -> Path:
@@ -107,6 +115,9 @@ class Settings:
             )
         if self.cleanup_after_hours <= 0:
             raise InputError(f"Setting 'cleanup_after_hours' must be positive, got {self.cleanup_after_hours}.")
+        for name in ("identity_threshold_facexlib", "identity_threshold_dlib"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise InputError(f"Setting '{name}' must be between 0 and 1, got {getattr(self, name)}.")
         if self.max_audio_seconds <= 0 or self.cache_gb <= 0 or self.working_reserve_gb < 0:
             raise InputError("Settings 'max_audio_seconds' and 'cache_gb' must be positive.")
         return self
@@ -134,7 +145,7 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     values: dict[str, object] = {}
     for f in dataclasses.fields(Settings):
         key = ENV_PREFIX + f.name.upper()
-        if key not in env or f.name == "model_overrides":
+        if key not in env or f.name in ("model_overrides", "revision_overrides"):
             continue
         raw = env[key]
         try:
@@ -153,6 +164,11 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     model_prefix = ENV_PREFIX + "MODEL_"
     values["model_overrides"] = {
         key[len(model_prefix):].lower(): value for key, value in env.items() if key.startswith(model_prefix) and value
+    }
+    revision_prefix = ENV_PREFIX + "REVISION_"
+    values["revision_overrides"] = {
+        key[len(revision_prefix):].lower(): value.strip()
+        for key, value in env.items() if key.startswith(revision_prefix) and value.strip()
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "home" in values:

@@ -46,3 +46,32 @@ class OutOfMemoryError(PortraitStudioError):
 
 class BusyError(PortraitStudioError):
     """A queue or a resource is full; try again later."""
+
+
+class IncompleteWeightsError(MissingWeightsError):
+    """A role's folder is there but some of its required files are not (an interrupted download, a cache
+    written by another client). The message names the files and the command that repairs the folder."""
+
+    def __init__(self, role: str, source: str, command: str, missing: list[str], reason: str = "") -> None:
+        self.role = role
+        self.source = source
+        self.command = command
+        self.missing = list(missing)
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        detail = f" ({reason})" if reason else ""
+        PortraitStudioError.__init__(self, f"{role}: {shown} missing{detail} — run `{command}`")
+
+
+class BadWeightsFileError(MissingWeightsError):
+    """A weights file is on disk but cannot be loaded: refused pickle, truncated, missing keys, wrong shapes.
+
+    The message names the file, what was wrong with it, and what to do about it.
+    """
+
+    def __init__(self, role: str, path: str, command: str, problem: str, advice: str = "") -> None:
+        self.role = role
+        self.source = path
+        self.command = command
+        self.problem = problem
+        advice = advice or f"delete it and fetch it again with `{command}`"
+        PortraitStudioError.__init__(self, f"{role}: {path} cannot be loaded ({problem}); {advice}.")

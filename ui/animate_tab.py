@@ -21,11 +21,11 @@ from ui.common import (
     CancelTokens,
     call_service,
     cancel_handler,
-    missing_markdown,
     progress_fn,
     request_owner,
     session_key,
 )
+from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
@@ -33,9 +33,7 @@ TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(
-        services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"]
-    ))
+    missing_notice(services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"])
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")

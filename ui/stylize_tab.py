@@ -20,11 +20,11 @@ from ui.common import (
     CancelTokens,
     call_service,
     cancel_handler,
-    missing_markdown,
     progress_fn,
     request_owner,
     session_key,
 )
+from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
@@ -42,7 +42,7 @@ def _face_strength(services: Services, owner: str, slug: str | None, strength: f
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(services, ["base"]))
+    missing_notice(services, ["base"])
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="stylize-likeness")

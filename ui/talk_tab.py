@@ -13,11 +13,11 @@ from ui.common import (
     CancelTokens,
     call_service,
     cancel_handler,
-    missing_markdown,
     progress_fn,
     request_owner,
     session_key,
 )
+from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.widgets import likeness_dropdown, notes_markdown
 
@@ -25,7 +25,7 @@ TASK = "talk"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    gr.Markdown(missing_markdown(services, ["sadtalker"]))
+    missing_notice(services, ["sadtalker"])
     with gr.Row():
         with gr.Column(scale=2):
             portrait = gr.Image(label="Portrait (one clear face)", type="pil", sources=["upload", "clipboard"],

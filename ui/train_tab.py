@@ -13,7 +13,8 @@ from portrait_studio.faces.report import NotEnoughFacesError
 from portrait_studio.instant.create import STORED_NOTE, create_instant
 from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.services import Services
-from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
+from ui.common import call_service, load_picture, progress_fn, request_owner
+from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
 
 CONSENT = (
@@ -75,7 +76,7 @@ def _similarity_frame(status) -> pd.DataFrame:
 def build(services: Services) -> dict[str, gr.Component]:
     if zero_gpu():
         gr.Markdown(ZERO_GPU_NOTE)
-    gr.Markdown(missing_markdown(services, ["base"]))
+    missing_notice(services, ["base"])
     with gr.Row():
         with gr.Column(scale=2):
             photos = gr.File(label=f"Selfies ({services.settings.min_photos}–{services.settings.max_photos} photos)",

@@ -99,7 +99,9 @@ def motion_info(manager: ModelManager, base_role: str = "base", adapter_role: st
 
 def fast_available(manager: ModelManager) -> bool:
     """True when the Lightning weights (and the adapter config they need) are on disk: the UI's Fast switch."""
-    return manager.locator.is_available(LIGHTNING_ROLE) and manager.locator.is_available(MOTION_ADAPTER_ROLE)
+    return manager.locator.is_available(LIGHTNING_ROLE) and manager.locator.is_available(
+        MOTION_ADAPTER_ROLE, config_only=True
+    )
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -114,13 +116,15 @@ def load_motion_adapter(manager: ModelManager, adapter_role: str = MOTION_ADAPTE
     if adapter_role != LIGHTNING_ROLE:
         path = manager.locator.path(adapter_role)
         try:
-            adapter = MotionAdapter.from_pretrained(str(path), torch_dtype=manager.dtype)
+            adapter = MotionAdapter.from_pretrained(
+                str(path), torch_dtype=manager.dtype, variant=manager.locator.variant(adapter_role, path)
+            )
         except (OSError, ValueError) as exc:
             raise MissingWeightsError(adapter_role, str(path), download_command(adapter_role), str(exc)[:160]) from exc
     else:
         from safetensors.torch import load_file
 
-        config_dir = manager.locator.path(MOTION_ADAPTER_ROLE)
+        config_dir = manager.locator.path(MOTION_ADAPTER_ROLE, config_only=True)
         weights = manager.locator.path(adapter_role)
         try:
             config = json.loads((config_dir / "config.json").read_text())
@@ -148,7 +152,8 @@ def load_clean_base_unet(manager: ModelManager, base_role: str = "base") -> Any:
     from diffusers import UNet2DConditionModel
 
     path = manager.locator.path(base_role)
-    return UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", torch_dtype=manager.dtype)
+    variant = manager.locator.variant(base_role, path / "unet")
+    return UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", torch_dtype=manager.dtype, variant=variant)
 
 
 def spatial_parameters(unet: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "portrait_studio.cli.talk",
     "portrait_studio.cli.train",
     "portrait_studio.cli.instant",
+    "portrait_studio.cli.doctor",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

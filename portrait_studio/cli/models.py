@@ -8,6 +8,7 @@ from pathlib import Path
 from portrait_studio.cli import add_command
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError, MissingWeightsError
+from portrait_studio.models import files as role_files
 from portrait_studio.models.locator import ModelLocator
 from portrait_studio.models.roles import ROLES, get_role
 from portrait_studio.models.tiny import make_tiny
@@ -32,14 +33,22 @@ def _role_list(raw: str | None, default: list[str]) -> list[str]:
 def run_download(args: argparse.Namespace, settings: Settings) -> int:
     if settings.offline:
         raise InputError("download needs the network; drop --offline (and HF_HUB_OFFLINE).")
+    from portrait_studio.models.doctor import size_text
+
     essential = [r.name for r in ROLES.values() if r.essential]
     roles = _role_list(args.roles, essential)
     locator = ModelLocator(settings.replace(profile="default"))
+    total = sum(role_files.download_mb(ROLES[n], locator.wants_fp16(n)) for n in roles if not locator.is_available(n))
+    print(f"{len(roles)} roles; at most {size_text(total)} to fetch (files already here are not fetched again)")
     failed: list[MissingWeightsError] = []
     for name in roles:
         print(f"{name}: {locator.source_description(name)}")
         try:
             print(f"  -> {locator.path(name, download=True)}")
+            if name in role_files.COMPANIONS:
+                other, config_only = role_files.COMPANIONS[name]
+                print(f"  + {other} {'config' if config_only else ''}: "
+                      f"{locator.path(other, download=True, config_only=config_only)}")
         except MissingWeightsError as exc:
             failed.append(exc)
             print(f"  failed: {exc}")
@@ -52,10 +61,18 @@ def run_download(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    """One line per role: state, group, download size, resolved revision, source (nothing is fetched)."""
+    from portrait_studio.models.doctor import INCOMPLETE, MISSING, role_status, size_text
+
     locator = ModelLocator(settings)
     for role in ROLES.values():
-        state = "present" if locator.is_available(role.name) else "missing"
-        print(f"{role.name:32} {state:8} {role.group:8} {locator.source_description(role.name)}")
+        status = role_status(locator, role)
+        state = {MISSING: "missing", INCOMPLETE: "incomplete"}.get(status.state, "present")
+        size = size_text(role_files.download_mb(role, locator.wants_fp16(role.name)))
+        if not role_files.size_confirmed(role):
+            size = "~" + size
+        print(f"{role.name:34} {state:10} {role.group:8} {size:>9}  {(status.revision or '-')[:12]:12} "
+              f"{status.source}")
     return 0
 
 

@@ -43,15 +43,19 @@ def choose_backend_name(settings: Settings) -> str:
 def get_face_backend(settings: Settings) -> FaceBackend:
     """The backend for ``settings`` (cached per process; models load once)."""
     name = choose_backend_name(settings)
-    key = (name, str(settings.home), settings.profile, settings.device, tuple(sorted(settings.model_overrides.items())))
+    threshold = settings.identity_threshold_facexlib if name == "facexlib" else settings.identity_threshold_dlib
+    key = (name, str(settings.home), settings.profile, settings.device, tuple(sorted(settings.model_overrides.items())),
+           threshold)
     with _lock:
         if key not in _backends:
             if name == "facexlib":
                 from portrait_studio.faces.facexlib_backend import FacexlibBackend
 
-                _backends[key] = FacexlibBackend(settings)
+                backend: FaceBackend = FacexlibBackend(settings)
             else:
                 from portrait_studio.faces.dlib_backend import DlibBackend
 
-                _backends[key] = DlibBackend()
+                backend = DlibBackend()
+            backend.same_person_threshold = threshold  # the setting wins over the class default
+            _backends[key] = backend
         return _backends[key]

@@ -32,7 +32,20 @@ _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 DETECTION_THRESHOLD = 0.8
 MAX_FACES = 20
 # Similarity is ArcFace's cosine clipped at 0; about 0.3 is the usual same-person boundary for IR-SE50.
+# The default of Settings.identity_threshold_facexlib, which get_face_backend applies.
 ARCFACE_SAME_PERSON = 0.3
+
+
+def arcface_input(rgb_crop: np.ndarray) -> torch.Tensor:
+    """A (1, 3, 112, 112) tensor in [-1, 1] with the channels in **BGR** order, as IR-SE50 was trained.
+
+    facexlib's ``recognition_arcface_ir_se50.pth`` is TreB1eN's InsightFace_Pytorch model. Its training
+    images were decoded by MXNet/OpenCV (BGR) and saved through PIL as if RGB, and its validation pairs are
+    converted RGB->BGR explicitly (``data/data_pipe.py``: ``cv2.cvtColor(img, cv2.COLOR_RGB2BGR)``), so the
+    network expects BGR. Normalisation is ``(x / 255 - 0.5) / 0.5``.
+    """
+    bgr = np.ascontiguousarray(rgb_crop[:, :, ::-1], dtype=np.float32)
+    return torch.from_numpy(bgr / 127.5 - 1.0).permute(2, 0, 1)[None]
 
 
 class FacexlibBackend:
@@ -93,7 +106,7 @@ class FacexlibBackend:
 
         matrix = similarity_transform(face.landmarks5, ARCFACE_TEMPLATE_112)
         crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (112, 112), borderMode=cv2.BORDER_REFLECT101)
-        tensor = torch.from_numpy(crop.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
+        tensor = arcface_input(crop).to(self.device)
         with self._net("arcface") as arcface:
             vector = arcface(tensor)[0].float().cpu().numpy()
         norm = float(np.linalg.norm(vector)) or 1.0

@@ -16,6 +16,7 @@ import torch
 
 from portrait_studio.config import Settings
 from portrait_studio.errors import MissingWeightsError
+from portrait_studio.models.loadguard import guard_weights_file
 from portrait_studio.models.locator import ModelLocator, download_command
 
 DETECTION_ROLE = "face_detection"
@@ -50,12 +51,8 @@ def new_hyperiqa() -> torch.nn.Module:
 
 def read_state_dict(path: Path, role: str) -> dict:
     """A published ``.pth`` state dict, loaded as data only; a damaged file names the role to re-fetch."""
-    try:
+    with guard_weights_file(role, path, download_command(role)):  # refused pickle, truncated, not a checkpoint
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated download, wrong file, pickle with code
-        raise MissingWeightsError(
-            role, str(path), download_command(role), f"the file could not be read ({type(exc).__name__})"
-        ) from exc
     if not isinstance(state, dict):
         raise MissingWeightsError(role, str(path), download_command(role), "the file holds no state dict")
     # Checkpoints saved from DataParallel prefix every key with "module.".

@@ -18,6 +18,7 @@ import torch
 
 from portrait_studio.likeness.config import TrainingConfig
 from portrait_studio.models.devices import cuda_has_native_bf16
+from portrait_studio.models.files import weights_variant
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, pr
     from peft import LoraConfig
 
     torch.manual_seed(config.seed)  # LoRA init is random (A) and zero (B): seed it
-    unet = UNet2DConditionModel.from_pretrained(str(model_path), subfolder="unet", torch_dtype=precision.weight_dtype)
+    unet = UNet2DConditionModel.from_pretrained(
+        str(model_path), subfolder="unet", torch_dtype=precision.weight_dtype,
+        variant=weights_variant(model_path / "unet"),  # a lean fp16 download has only the variant file
+    )
     unet.requires_grad_(False)
     unet.to(device)
     unet.add_adapter(
@@ -89,7 +93,8 @@ def lora_text_encoder(
 
     torch.manual_seed(config.seed + 1)
     encoder = CLIPTextModel.from_pretrained(
-        str(model_path), subfolder="text_encoder", torch_dtype=precision.weight_dtype
+        str(model_path), subfolder="text_encoder", torch_dtype=precision.weight_dtype,
+        variant=weights_variant(model_path / "text_encoder"),
     )
     encoder.requires_grad_(False)
     encoder.to(device)

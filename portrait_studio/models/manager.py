@@ -19,6 +19,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import InputError, MissingWeightsError
 from portrait_studio.models.cache import ModelCache
 from portrait_studio.models.devices import GIB, device_budget_for, pick_device, pick_dtype
+from portrait_studio.models.loadguard import guard_weights_file
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
 from portrait_studio.models.placement import placement_kept
 
@@ -81,18 +82,23 @@ class ModelManager:
         """Loaders of ``role``'s SD components by cache key, for ``cache.use(*keys, loaders=...)``: loading
         and locking in one step, so an ``unload_all`` in between cannot drop what a request is about to use."""
         path = self.locator.path(role)
-        return {f"{role}:{name}": (lambda n=name: self._load_sd_part(path, n)) for name in names}
+        return {f"{role}:{name}": (lambda n=name: self._load_sd_part(path, n, role)) for name in names}
 
-    def _load_sd_part(self, path: Path, name: str) -> Any:
+    def _load_sd_part(self, path: Path, name: str, role: str = "base") -> Any:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         if name == "tokenizer":
-            return CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
+            with guard_weights_file(role, path / "tokenizer", download_command(role)):
+                return CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer")
+        variant = self.locator.variant(role, path / name)
+        stem = "model" if name == "text_encoder" else "diffusion_pytorch_model"
+        weights = path / name / (f"{stem}.{variant}.safetensors" if variant else f"{stem}.safetensors")
         loaders = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
-        model = loaders[name].from_pretrained(str(path), subfolder=name, torch_dtype=self.dtype)
+        with guard_weights_file(role, weights, download_command(role)):
+            model = loaders[name].from_pretrained(str(path), subfolder=name, torch_dtype=self.dtype, variant=variant)
         model.requires_grad_(False)
         model.eval()
         return model

@@ -27,11 +27,16 @@ class HubSource:
 
 @dataclass(frozen=True)
 class UrlSource:
-    """A single release file (GitHub releases and the like), checked by sha256 when known."""
+    """A single release file (GitHub releases and the like), checked after download when a digest is known.
+
+    ``git_blob`` is the git blob id (sha1 of ``"blob <size>\\0" + content``) of a file stored in a git tree at
+    the commit the URL pins: the repository itself vouches for that digest.
+    """
 
     url: str
     filename: str
     sha256: str | None = None
+    git_blob: str | None = None
 
     def describe(self) -> str:
         return self.url
@@ -84,10 +89,17 @@ _IP_IMAGE_ENCODER_PATTERNS = tuple(f"{IP_IMAGE_ENCODER_DIR}/{name}" for name in 
 _FACEXLIB_RELEASE = "https://github.com/xinntao/facexlib/releases/download"
 
 # AnimeGANv2 PyTorch weights live in the git tree of bryandlee/animegan2-pytorch (no releases); pinned to
-# the last commit. Git blob ids: face_paint_512_v2 d75102f8f201ddaf8dbe6b913b1a97585b55f838, face_paint_512_v1
-# 19c1a1da4d9580186109a2b055d91044e5127de6, paprika 58086c9db9fc7a9e5c2876ca31b8079599352643, celeba_distill
-# 3b7ea61b02254980831cc3bc77af30666dbc999c.
+# the last commit, and checked after download against their git blob ids at that commit.
 _ANIMEGAN_RAW = "https://raw.githubusercontent.com/bryandlee/animegan2-pytorch/25d7b017267208dfaf34026aa3425e518372aa2f"
+ANIMEGAN_BLOBS = {
+    "face_paint_512_v2": "d75102f8f201ddaf8dbe6b913b1a97585b55f838",
+    "face_paint_512_v1": "19c1a1da4d9580186109a2b055d91044e5127de6",
+    "paprika": "58086c9db9fc7a9e5c2876ca31b8079599352643",
+    "celeba_distill": "3b7ea61b02254980831cc3bc77af30666dbc999c",
+}
+# sha256 of facexlib's v0.1.0 recognition_arcface_ir_se50.pth (175,367,323 bytes) as published in a public
+# model-verification script; facexlib's own loader checks no digest.
+_ARCFACE_SHA256 = "a035c768259b98ab1ce0e646312f48b9e1e218197a0f80ac6765e88f8b6ddf28"
 ANIMEGAN_STYLES = {
     "face_paint_512_v2": "AnimeGANv2 Face Portrait v2 (512 px faces)",
     "face_paint_512_v1": "AnimeGANv2 Face Portrait v1 (512 px faces)",
@@ -224,7 +236,10 @@ _ROLE_LIST: list[Role] = [
         "face_recognition",
         "ArcFace IR-SE50 identity embedding (facexlib)",
         "faces",
-        UrlSource(f"{_FACEXLIB_RELEASE}/v0.1.0/recognition_arcface_ir_se50.pth", "recognition_arcface_ir_se50.pth"),
+        UrlSource(
+            f"{_FACEXLIB_RELEASE}/v0.1.0/recognition_arcface_ir_se50.pth", "recognition_arcface_ir_se50.pth",
+            sha256=_ARCFACE_SHA256,
+        ),
         "portrait_studio.faces.tiny:build_face_recognition",
         tiny_path="recognition_arcface_ir_se50.pth",
         essential=False,
@@ -254,7 +269,7 @@ _ROLE_LIST: list[Role] = [
             f"animegan_{style}",
             description,
             "anime",
-            UrlSource(f"{_ANIMEGAN_RAW}/weights/{style}.pt", f"{style}.pt"),
+            UrlSource(f"{_ANIMEGAN_RAW}/weights/{style}.pt", f"{style}.pt", git_blob=ANIMEGAN_BLOBS[style]),
             "portrait_studio.stylize.animegan_net:build_animegan_tiny",
             tiny_path=f"{style}.pt",
             essential=False,

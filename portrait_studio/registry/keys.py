@@ -152,3 +152,47 @@ def kohya_name_map(module_names: list[str] | set[str]) -> dict[str, str]:
 
 def kohya_prefix(component: str) -> str:
     return "lora_unet_" if component == UNET else "lora_te_"
+
+
+# ---- original-SD ("SGM"/LDM) UNet names in kohya files -------------------------------------------------
+_SGM_ROOTS = ("input_blocks_", "middle_block_", "output_blocks_")
+_SGM_BLOCK_NAMES = (
+    ("input_blocks_", "down_blocks_"), ("middle_block_", "mid_block_"), ("output_blocks_", "up_blocks_"),
+)
+# Layer names inside an LDM ResBlock / Downsample and their diffusers spelling.
+_LDM_INNER = (
+    ("_in_layers_2", "_conv1"), ("_out_layers_3", "_conv2"), ("_emb_layers_1", "_time_emb_proj"),
+    ("_skip_connection", "_conv_shortcut"), ("_downsamplers_0_op", "_downsamplers_0_conv"),
+)
+
+
+def is_sgm_name(flat: str) -> bool:
+    return flat.startswith(_SGM_ROOTS)
+
+
+def sgm_to_diffusers(flats: list[str], layers_per_block: int = 2) -> dict[str, str]:
+    """Kohya UNet names in the original SD layout (``input_blocks_4_1_proj_in``) -> diffusers flat names
+    (``down_blocks_1_attentions_0_proj_in``).
+
+    The block arithmetic is diffusers' own (``_maybe_map_sgm_blocks_to_diffusers``, what
+    ``load_lora_weights`` runs on such files); the layer names inside a ResBlock follow the same table as
+    diffusers' ``_convert_unet_lora_key``. Raises ``ValueError`` for a name it cannot place.
+    """
+    from types import SimpleNamespace
+
+    from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+
+    keyed = {f"lora_unet_{flat}": flat for flat in flats}
+    mapped = _maybe_map_sgm_blocks_to_diffusers(dict(keyed), SimpleNamespace(layers_per_block=layers_per_block))
+    result = {}
+    for new_key, flat in mapped.items():
+        name = new_key[len("lora_unet_"):]
+        if name.startswith("input_blocks_0_0"):
+            name = "conv_in" + name[len("input_blocks_0_0"):]
+        for sgm_root, diffusers_root in _SGM_BLOCK_NAMES:
+            if name.startswith(sgm_root):
+                name = diffusers_root + name[len(sgm_root):]
+        for ldm, diffusers_name in _LDM_INNER:
+            name = name.replace(ldm, diffusers_name)
+        result[flat] = name
+    return result

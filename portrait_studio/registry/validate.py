@@ -19,10 +19,13 @@ from portrait_studio.errors import InputError
 from portrait_studio.registry.keys import (
     COMPONENTS,
     DIFFUSERS,
+    UNET,
     KeyGrammarError,
     LoraKey,
+    is_sgm_name,
     kohya_name_map,
     parse_key,
+    sgm_to_diffusers,
     unflatten_module,
 )
 from portrait_studio.registry.safetensors_header import SafetensorsHeader, TensorEntry, read_header, refuse
@@ -182,18 +185,37 @@ def _module_names(
             prefix = f"{component}."
             names = {t[len(prefix):] for t in base_shapes if t.startswith(prefix)}
             by_component[component] = kohya_name_map(names)
+    renamed = _sgm_names(path, [flat for component, flat in groups if component == UNET], base_shapes)
     names = {}
-    for component, flat in groups:
+    for component, original in groups:
+        flat = renamed.get(original, original) if component == UNET else original
         if base_shapes is None:
-            names[(component, flat)] = unflatten_module(flat)
+            names[(component, original)] = unflatten_module(flat)
         elif flat in by_component[component]:
-            names[(component, flat)] = by_component[component][flat]
+            names[(component, original)] = by_component[component][flat]
         else:
             raise refuse(
                 path, f"it targets '{flat}', which the base model's {component} does not have",
                 "Is it a LoRA for another model family (SDXL, SD2)?",
             )
     return names
+
+
+def _sgm_names(path: Path, flats: list[str], base_shapes: BaseShapes | None) -> dict[str, str]:
+    """Kohya files written from the original SD UNet (``lora_unet_input_blocks_…``): their diffusers names."""
+    sgm = [flat for flat in flats if is_sgm_name(flat)]
+    if not sgm:
+        return {}
+    if len(sgm) != len(flats):
+        raise refuse(path, "it mixes original-SD ('input_blocks_…') and diffusers ('down_blocks_…') UNet names")
+    layers = 2  # SD1.5; the base model says for itself when it is at hand
+    if base_shapes is not None:
+        resnets = {t.split(".")[4] for t in base_shapes if t.startswith("unet.down_blocks.0.resnets.")}
+        layers = len(resnets) or layers
+    try:
+        return sgm_to_diffusers(sgm, layers)
+    except (ValueError, IndexError) as exc:
+        raise refuse(path, f"its original-SD UNet names could not be converted ({exc})") from None
 
 
 def _check_pair(
@@ -215,6 +237,13 @@ def _check_pair(
         raise refuse(path, f"'{down.name}' has rank {rank}; expected 1 to {MAX_RANK}")
     if len(up.shape) == 4 and tuple(up.shape[2:]) != (1, 1):
         raise refuse(path, f"conv LoRA up weight '{up.name}' must have a 1x1 kernel, not {list(up.shape[2:])}")
+    # A low-rank pair never has more rank than its layer has inputs or outputs: no trainer writes one.
+    fan_in = math.prod(down.shape[1:])
+    if rank > min(fan_in, up.shape[0]):
+        raise refuse(
+            path, f"'{down.name}' has rank {rank}, more than its layer's {fan_in} inputs / {up.shape[0]} outputs: "
+            "the file is malformed",
+        )
     if alpha is not None and alpha.shape not in ((), (1,)):
         raise refuse(path, f"alpha tensor '{alpha.name}' must be a single number, not shape {list(alpha.shape)}")
     return ModuleLora(

@@ -180,7 +180,9 @@ def load_controlnets(manager: Any, control: str) -> tuple[dict[str, Any], bool]:
             from diffusers import ControlNetModel
 
             try:
-                model = ControlNetModel.from_pretrained(str(path), torch_dtype=manager.dtype)
+                model = ControlNetModel.from_pretrained(
+                    str(path), torch_dtype=manager.dtype, variant=manager.locator.variant(role, path)
+                )
             except (OSError, ValueError) as exc:
                 raise MissingWeightsError(
                     role, str(path), download_command(role), f"cannot load: {str(exc)[:120]}"

@@ -3,8 +3,9 @@
 ``SadTalker_V0.0.2_{256,512}.safetensors`` hold five sub-networks by key prefix (1,305 keys):
 ``kp_extractor.`` (75), ``generator.`` (386, 18 spectral-norm convs as weight_orig/u/v),
 ``audio2exp.`` (93), ``audio2pose.`` (419, incl. training-only CVAE encoder and discriminator) and
-``face_3drecon.`` (332). The mapping network ships apart as a torch pickle with a ``mapping``
-entry; we read it once with ``weights_only=True`` and keep a safetensors copy.
+``face_3drecon.`` (332). The mapping network ships apart as a training checkpoint (a torch pickle with
+``mapping``, ``discriminator``, ``optimizer_mapping``, ``optimizer_discriminator``, ``epoch``); we read it
+once with ``weights_only=True``, keep only ``mapping``, and store that as safetensors.
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ def load_mapping(path: Path) -> MappingNet:
 def convert_mapping_pickle(source: Path, target: Path) -> Path:
     """Read the published ``mapping_*.pth.tar`` (weights_only) and write its ``mapping`` entry as safetensors."""
     checkpoint = torch.load(str(source), map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or "mapping" not in checkpoint:
-        raise CheckpointMismatch(f"{source.name} has no 'mapping' entry")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("mapping"), dict):
+        raise CheckpointMismatch(f"{source.name} has no 'mapping' state dict")
     state = {k: v.contiguous() for k, v in checkpoint["mapping"].items() if isinstance(v, torch.Tensor)}
     save_atomic(state, target, {"source": source.name})
     return target

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from portrait_studio.errors import MissingWeightsError
+from portrait_studio.errors import BadWeightsFileError, MissingWeightsError
+from portrait_studio.models.loadguard import guard_weights_file
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
 from portrait_studio.progress import CancelToken, ProgressFn
@@ -69,12 +70,19 @@ def talk_nets(manager: ModelManager, size: int, mode: str) -> Iterator[TalkNets]
 
     def loader(part: str):  # noqa: ANN202 - returns a module
         def load() -> torch.nn.Module:
+            source = mapping_pickle if part == "mapping" else checkpoint
             try:
-                if part == "mapping":
-                    return load_mapping(_mapping_safetensors(manager, mapping_pickle))
-                return load_part(checkpoint, part)
-            except CheckpointMismatch as exc:
-                raise MissingWeightsError(ROLE, str(checkpoint.parent), download_command(ROLE), str(exc)) from exc
+                with guard_weights_file(ROLE, source, download_command(ROLE)):
+                    if part == "mapping":
+                        return load_mapping(_mapping_safetensors(manager, mapping_pickle))
+                    return load_part(checkpoint, part)
+            except BadWeightsFileError as exc:
+                if isinstance(exc.__cause__, CheckpointMismatch):  # keys or shapes: say which, not "damaged"
+                    raise BadWeightsFileError(
+                        ROLE, str(source), download_command(ROLE), str(exc.__cause__),
+                        f"it is not the published file; fetch it again with `{download_command(ROLE)}`",
+                    ) from exc.__cause__
+                raise
 
         return load
 

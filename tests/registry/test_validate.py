@@ -153,8 +153,9 @@ def _negative_alpha(tensors: dict) -> None:
 
 
 def _unknown_module(tensors: dict) -> None:
-    tensors["lora_unet_input_blocks_1_1_proj_in.lora_down.weight"] = torch.zeros(4, 8)
-    tensors["lora_unet_input_blocks_1_1_proj_in.lora_up.weight"] = torch.zeros(8, 4)
+    # (Original-SD names such as input_blocks_1_1 are converted now: see test_kohya_sgm.py.)
+    tensors["lora_unet_down_blocks_7_attentions_0_proj_in.lora_down.weight"] = torch.zeros(4, 8)
+    tensors["lora_unet_down_blocks_7_attentions_0_proj_in.lora_up.weight"] = torch.zeros(8, 4)
 
 
 HEADER_CASES = {
