@@ -75,6 +75,13 @@ _SNAPSHOT_FILES: dict[str, tuple[RoleFile, ...]] = {
     ),
     # No fp16 variant assumed: not confirmed in the repo listing, and a wrong guess would fail the download.
     "motion_adapter": (*_small("config.json"), RoleFile("diffusion_pytorch_model.safetensors", 1817)),
+    # v3 and SparseCtrl sizes are estimates from parameter counts (fp32), not re-checked against a listing.
+    "motion_adapter_v3": (*_small("config.json"), RoleFile("diffusion_pytorch_model.safetensors", 1672)),
+    "sparsectrl_rgb": (*_small("config.json"), RoleFile("diffusion_pytorch_model.safetensors", 1990)),
+    "sparsectrl_scribble": (*_small("config.json"), RoleFile("diffusion_pytorch_model.safetensors", 1990)),
+    "ip_image_encoder": (
+        *_small("models/image_encoder/config.json"), RoleFile("models/image_encoder/model.safetensors", 2530),
+    ),
     "sadtalker": (
         RoleFile("SadTalker_V0.0.2_256.safetensors", 725),
         RoleFile("SadTalker_V0.0.2_512.safetensors", 725),
@@ -90,6 +97,8 @@ _SINGLE_FILE_MB: dict[str, tuple[float, bool]] = {
         "rolling_clockwise", "rolling_anticlockwise",
     )},
     "animatediff_lightning": (908.0, False),
+    "domain_adapter_v3": (102.0, False),
+    "ip_adapter_face": (98.2, False),
     "face_detection": (109.5, False),
     "face_parsing": (85.3, False),
     "face_recognition": (175.367323, True),
