@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+# Where a proxy in front of the app sits: loopback (a share tunnel) or a private network (a Space's router).
+PROXY_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+
 
 @dataclass
 class _Record:
@@ -59,8 +62,9 @@ def client_address(scope: dict[str, Any]) -> str:
     """The caller's address; behind a local or private proxy (share tunnel, Spaces) the one it forwarded."""
     peer = (scope.get("client") or ("unknown", 0))[0]
     try:
-        behind_proxy = ipaddress.ip_address(peer).is_private or ipaddress.ip_address(peer).is_loopback
-    except ValueError:
+        address = ipaddress.ip_address(peer)
+        behind_proxy = address.is_loopback or any(address in net for net in PROXY_NETWORKS)
+    except (ValueError, TypeError):
         behind_proxy = False
     if behind_proxy:
         for key, value in scope.get("headers", []):

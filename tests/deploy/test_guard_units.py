@@ -38,9 +38,9 @@ def test_a_symlinked_outputs_folder_cannot_widen_the_file_guard(tmp_path: Path) 
 
 def test_a_symlinked_home_and_a_cache_pointing_into_outputs_are_refused(tmp_path: Path) -> None:
     real_home = tmp_path / "real-home"
+    real_home.mkdir()
     (tmp_path / "home-link").symlink_to(real_home, target_is_directory=True)
     settings = Settings(home=tmp_path / "home-link", public=True)
-    settings.home.mkdir(exist_ok=True)
     (settings.home / "outputs").mkdir()
     (settings.home / "tmp").symlink_to(settings.home / "outputs", target_is_directory=True)
     settings.ensure_dirs()
