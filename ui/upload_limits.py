@@ -8,6 +8,7 @@ Gradio preprocessing decodes them. Refused files are deleted again.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,9 @@ def image_pixels(path: str) -> int | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size
-    except Image.DecompressionBombError:
-        return 2**62  # larger than any cap: Pillow itself refused to open it
+    except Image.DecompressionBombError as exc:  # Pillow refused at twice the cap (ui.deploy.harden_pillow)
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        return int(declared.group(1)) if declared else 2**62
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     return width * height

@@ -19,14 +19,19 @@ from portrait_studio.config import Settings
 from portrait_studio.progress import CancelToken
 from tests.deploy.api import call, stylize_args
 from ui.common import CancelTokens, call_service
-from ui.limits import LOCAL_MAXIMA, admit, check_budget, estimate_seconds, maxima, time_budget
 
 
 def public_settings(tmp_path, **changes) -> Settings:
     return Settings(home=tmp_path, profile="tiny", public=True).replace(**changes)
 
 
+# The new modules are imported inside the unit tests, so that the tests against the running app also run
+# (and fail) on a tree without them.
+
+
 def test_public_maxima_are_lower_than_local_ones(tmp_path) -> None:
+    from ui.limits import LOCAL_MAXIMA, maxima
+
     local = maxima(Settings(home=tmp_path))
     public = maxima(public_settings(tmp_path))
     assert local == LOCAL_MAXIMA
@@ -35,6 +40,8 @@ def test_public_maxima_are_lower_than_local_ones(tmp_path) -> None:
 
 
 def test_the_estimate_scales_with_the_job_and_the_device() -> None:
+    from ui.limits import estimate_seconds
+
     one = estimate_seconds("cpu", steps=25, width=512, height=512)
     assert estimate_seconds("cpu", steps=50, width=512, height=512) == pytest.approx(2 * one)
     assert estimate_seconds("cpu", steps=25, width=1024, height=1024) == pytest.approx(4 * one)
@@ -44,6 +51,8 @@ def test_the_estimate_scales_with_the_job_and_the_device() -> None:
 
 
 def test_a_cpu_machine_refuses_what_a_gpu_machine_runs(tmp_path) -> None:
+    from ui.limits import admit, check_budget
+
     settings = public_settings(tmp_path)
     services = SimpleNamespace(settings=settings, manager=SimpleNamespace(device="cpu"))
     job = {"steps": 50, "width": 512, "height": 512, "images": 4}
@@ -61,6 +70,8 @@ def test_a_cpu_machine_refuses_what_a_gpu_machine_runs(tmp_path) -> None:
 
 
 def test_a_running_job_is_stopped_at_the_budget_through_its_cancel_token(tmp_path) -> None:
+    from ui.limits import time_budget
+
     settings = public_settings(tmp_path, job_budget_seconds=0.3)
     tokens = CancelTokens()
 

@@ -6,7 +6,6 @@ import time
 
 from tests.deploy.conftest import PASSWORD, USER
 from tests.deploy.rawhttp import request
-from ui.login_guard import LoginThrottle, client_address
 
 
 def _login(app, password: str, forwarded: str = "") -> int:
@@ -34,6 +33,8 @@ def test_wrong_passwords_earn_a_growing_wait_per_address(guarded_app) -> None:
 
 
 def test_the_delay_doubles_and_is_capped() -> None:
+    from ui.login_guard import LoginThrottle
+
     now = [1000.0]
     throttle = LoginThrottle(free_attempts=2, base_delay=1.0, max_delay=8.0, clock=lambda: now[0])
     delays = [throttle.failed("203.0.113.1") for _ in range(8)]
@@ -46,6 +47,8 @@ def test_the_delay_doubles_and_is_capped() -> None:
 
 
 def test_the_client_address_behind_a_local_proxy_is_the_forwarded_one() -> None:
+    from ui.login_guard import client_address
+
     def scope(peer: str, forwarded: str | None = None) -> dict:
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
         return {"client": (peer, 1), "headers": headers}
