@@ -76,3 +76,76 @@ def test_library_names_render_as_text_not_markup() -> None:
     for markup in ("[click](", "**bold**", "![p]("):
         assert markup not in shown
     assert as_text("Ada Lovelace") == "Ada Lovelace"
+
+
+def _asgi(guard: PublicGuard, scope: dict, body: bytes) -> tuple[int, bytes]:
+    """One request through the guard, as uvicorn would hand it over."""
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_model_jobs_running_or_waiting_are_capped_per_visitor(tmp_path: Path) -> None:
+    import itertools
+    import json
+    from types import SimpleNamespace
+
+    settings = Settings(home=tmp_path, public=True, max_jobs_per_visitor=2)
+    settings.ensure_dirs()
+    events: dict[str, object] = {}
+    counter = itertools.count()
+
+    async def gradio(scope, receive, send) -> None:  # stands in for Gradio's queue/join: queues an event
+        payload = json.loads((await receive())["body"])
+        event_id = f"e{next(counter)}"
+        events[event_id] = SimpleNamespace(concurrency_id="gpu" if payload["fn_index"] == 0 else "light")
+        body = json.dumps({"event_id": event_id}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    blocks = SimpleNamespace(fns={0: SimpleNamespace(concurrency_id="gpu", api_name="stylize"),
+                                  1: SimpleNamespace(concurrency_id="light", api_name="library_list")},
+                             _queue=SimpleNamespace(event_ids_to_events=events))
+    app = SimpleNamespace(get_blocks=lambda: blocks, auth=None)
+    guard = PublicGuard(gradio, home=str(settings.home), cache_dir=str(settings.temp_dir), visitor_cookie=True,
+                        settings=settings)
+
+    def join(visitor: str, fn_index: int) -> tuple[int, bytes]:
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "query_string": b"",
+                 "headers": [(b"cookie", f"ps_visitor={visitor}".encode())], "app": app}
+        return _asgi(guard, scope, json.dumps({"data": [], "fn_index": fn_index, "session_hash": "s"}).encode())
+
+    alice, bob = "a" * 43, "b" * 43
+    assert [join(alice, 0)[0], join(alice, 0)[0]] == [200, 200]
+    status, body = join(alice, 0)
+    assert status == 429 and b"limit per visitor is 2 (PORTRAIT_STUDIO_MAX_JOBS_PER_VISITOR)" in body
+    assert join(alice, 1)[0] == 200  # light calls (listing the Library) are not model jobs
+    assert join(bob, 0)[0] == 200  # another visitor has their own count
+    events.pop("e0")  # one of Alice's jobs finished
+    assert join(alice, 0)[0] == 200
+
+
+def test_disk_per_visitor_counts_their_outputs(tmp_path: Path) -> None:
+    import gradio as gr
+    import pytest
+
+    from ui.limits import check_disk
+
+    settings = Settings(home=tmp_path, public=True, max_disk_mb_per_visitor=1)
+    outputs = tmp_path / "outputs" / "u-a"
+    outputs.mkdir(parents=True)
+    check_disk(settings, outputs)
+    (outputs / "big.png").write_bytes(b"\0" * (1024 * 1024))
+    with pytest.raises(gr.Error, match=r"limit per visitor is 1 MB \(PORTRAIT_STUDIO_MAX_DISK_MB_PER_VISITOR\)"):
+        check_disk(settings, outputs)
+    check_disk(Settings(home=tmp_path, max_disk_mb_per_visitor=1), outputs)  # locally: the owner's own disk
