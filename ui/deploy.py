@@ -246,7 +246,7 @@ class PublicGuard:
 
     # Uploads ---------------------------------------------------------------------------------------------
     async def _upload(self, scope: Scope, receive: Any, send: Any, visitor: str) -> None:
-        from ui.upload_limits import UploadCounter, check_uploaded
+        from ui.upload_limits import UploadCounter, check_uploaded, remove_abandoned, temp_files
 
         counter = UploadCounter(scope, max_bytes=int(self._limit("max_upload_request_mb", 120) * 2**20),
                                 max_files=int(self._limit("max_upload_files", 30)))
@@ -256,16 +256,20 @@ class PublicGuard:
         async def hold(message: dict[str, Any]) -> None:
             held.append(message)
 
+        before = temp_files(self.cache_dir)
         try:
             await self.app(scope, counter.wrap(receive), hold)
         except Exception:
+            remove_abandoned(self.cache_dir, before)
             if counter.refusal is None:
                 raise
         if counter.refusal is not None:
             raise counter.refusal
         start = next((m for m in held if m["type"] == "http.response.start"), None)
         body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
-        if start is not None and start["status"] == 200:
+        if start is None or start["status"] != 200:
+            remove_abandoned(self.cache_dir, before)
+        else:
             paths = [p for p in json.loads(body) if isinstance(p, str)]
             self.files.prune()
             check_uploaded(self, paths, visitor, self._outputs_of(scope, visitor))

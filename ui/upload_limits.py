@@ -123,3 +123,28 @@ def check_uploaded(guard: Any, paths: list[str], visitor: str, outputs: Path | N
         raise Refusal(413, f"Your uploads and results would use {(used + new) / 2**20:.0f} MB; the limit per "
                            f"visitor is {settings.max_disk_mb_per_visitor} MB (PORTRAIT_STUDIO_MAX_DISK_MB_PER_VISITOR"
                            f"). Files are deleted after {settings.cleanup_after_hours:g} hours.")
+
+
+def temp_files(cache_dir: str) -> set[str]:
+    """Gradio's in-progress upload files: ``tmp*`` directly in its cache folder."""
+    try:
+        return {entry.path for entry in os.scandir(cache_dir) if entry.name.startswith("tmp") and entry.is_file()}
+    except OSError:
+        return set()
+
+
+def remove_abandoned(cache_dir: str, before: set[str]) -> None:
+    """After a refused upload: delete the temp files it left (new since it began and no longer open).
+
+    Files another upload is still writing are open in this process and stay.
+    """
+    try:
+        still_open = {os.path.realpath(os.path.join("/proc/self/fd", fd)) for fd in os.listdir("/proc/self/fd")}
+    except OSError:
+        return  # no /proc: leave them to the janitor
+    for path in temp_files(cache_dir) - before:
+        if os.path.realpath(path) not in still_open:
+            try:
+                os.remove(path)
+            except OSError:
+                pass

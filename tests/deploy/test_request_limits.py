@@ -59,11 +59,16 @@ def test_a_long_negative_prompt_is_refused_with_the_limit_named(public_app) -> N
 
 def test_too_many_files_or_bytes_in_one_upload_are_refused(public_app) -> None:
     cookie = new_visitor(public_app)
+    cache = public_app.home / "tmp"
+    leftovers_before = {p for p in cache.glob("tmp*") if p.is_file()}
     reply = upload_many(public_app, [(f"f{i}.txt", b"x") for i in range(999)], cookie)
     assert reply.status == 413 and b"PORTRAIT_STUDIO_MAX_UPLOAD_FILES" in reply.body, (reply.status, reply.body)
     under_each_cap = b"\1" * (UPLOAD_CAP_MB * 1024 * 1024 - 4096)
     reply = upload_many(public_app, [(f"big{i}.bin", under_each_cap) for i in range(5)], cookie)
     assert reply.status == 413 and b"PORTRAIT_STUDIO_MAX_UPLOAD_REQUEST_MB" in reply.body, (reply.status, reply.body)
+    too_big_one = upload_many(public_app, [("huge.bin", b"\2" * (UPLOAD_CAP_MB * 1024 * 1024 + 4096))], cookie)
+    assert too_big_one.status == 413  # Gradio's own cap per file
+    assert {p for p in cache.glob("tmp*") if p.is_file()} == leftovers_before  # refused uploads left no files
     assert request(public_app, "GET", "/gradio_api/info", cookie=cookie).status == 200
     ok = upload_many(public_app, [("a.txt", b"one"), ("b.txt", b"two")], cookie)
     assert ok.status == 200, ok.body[:200]  # a normal multi-file upload still works
