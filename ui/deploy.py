@@ -121,6 +121,8 @@ class PublicGuard:
         new_cookie = None
         if self.visitor_cookie and visitor is None:
             new_cookie = secrets.token_urlsafe(32)
+            user = _logged_in_user(scope.get("app"), scope)
+            visitor = f"user:{user}" if user else None  # a logged-in API client may keep no other cookie
         sent = {"started": False}
 
         async def send_with_headers(message: dict[str, Any]) -> None:
