@@ -12,7 +12,7 @@ import urllib.parse
 
 from gradio_client import Client
 
-from tests.deploy.api import stylize_args
+from tests.deploy.api import endpoint_args, stylize_args
 from tests.deploy.conftest import PASSWORD, USER, port_of
 from tests.deploy.rawhttp import login_cookie, request
 from tests.deploy.visitors import new_visitor, post_json
@@ -20,14 +20,14 @@ from tests.deploy.visitors import new_visitor, post_json
 
 def test_direct_run_and_api_routes_cannot_skip_the_queue(public_app) -> None:
     cookie = new_visitor(public_app)
-    data = list(stylize_args(seed=5).values())
+    client = Client(public_app.url, verbose=False)
+    full = {"stylize": endpoint_args(client, "/stylize", stylize_args(seed=5)), "library_list": []}
     for route in ("/gradio_api/run/stylize", "/gradio_api/api/stylize", "/gradio_api/run/library_list",
-                  "/gradio_api/api/anime"):
-        reply = post_json(public_app, route, {"data": data}, cookie)
+                  "/gradio_api/api/library_list"):
+        reply = post_json(public_app, route, {"data": full[route.rsplit("/", 1)[1]]}, cookie)
         assert reply.status in (403, 404), (route, reply.status, reply.body[:200])
         assert b"event_id" not in reply.body and b'"data"' not in reply.body
     # The queue itself still answers, for browsers and gradio_client alike.
-    client = Client(public_app.url, verbose=False)
     gallery, choice = client.predict(api_name="/library_list")
     assert gallery["value"] == [] and choice["choices"] == []
 
