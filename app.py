@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         Janitor([settings.outputs_dir, settings.temp_dir], settings.cleanup_after_hours * 3600).start()
     demo = build_app(services)
     # One bounded queue: a full queue answers "busy, try again" instead of piling up work.
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=4)
+    # Public: no direct /run or /api calls that skip the queue (gradio_client goes through the queue anyway).
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=4, api_open=not settings.public)
     demo.launch(
         server_name=args.host,
         server_port=args.port,
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         # Only so Gradio may copy results into its cache; ui.deploy refuses direct requests into our home.
         allowed_paths=[str(settings.outputs_dir)],
         blocked_paths=blocked_paths(settings),
-        app_kwargs={"middleware": guard_middleware(settings.home, settings.temp_dir, settings.public)},
+        app_kwargs={"middleware": guard_middleware(settings.home, settings.temp_dir, settings.public, settings)},
+        enable_monitoring=False if settings.public else None,  # None: Gradio's default (on, no URL printed)
         footer_links=["api"],
         css=CSS,
     )

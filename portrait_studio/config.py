@@ -20,6 +20,9 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 FACE_BACKENDS = ("auto", "facexlib", "dlib")
 DEVICE_LEASES = ("auto", "on", "off")
+LIMIT_FIELDS = ("max_body_kb", "max_prompt_chars", "max_upload_files", "max_upload_request_mb", "max_jobs_per_visitor",
+                "max_disk_mb_per_visitor", "job_budget_seconds", "login_free_attempts", "public_max_steps",
+                "public_max_size", "public_max_images", "public_max_frames", "public_max_audio_seconds")
 
 
 def _default_home() -> Path:
@@ -56,6 +59,20 @@ class Settings:
     # which uploads, per-request outputs and Gradio's cached files are deleted.
     queue_size: int = 32
     cleanup_after_hours: float = 24.0
+    # Public deployments: per-request and per-visitor limits (ui/limits.py, ui/deploy.py; README "Public deployment").
+    max_body_kb: int = 256  # JSON body of a call (uploads are counted separately)
+    max_prompt_chars: int = 1000  # prompt and negative prompt, each (they also go into PNG metadata)
+    max_upload_files: int = 30  # files in one upload request
+    max_upload_request_mb: int = 120  # bytes of one upload request, all files together
+    max_jobs_per_visitor: int = 3  # model jobs running + waiting per visitor
+    max_disk_mb_per_visitor: int = 500  # a visitor's uploads + outputs
+    job_budget_seconds: float = 600.0  # estimated run time of one model job on this device
+    login_free_attempts: int = 3  # wrong passwords per client address before the delay starts (doubling)
+    public_max_steps: int = 50
+    public_max_size: int = 768
+    public_max_images: int = 4
+    public_max_frames: int = 24
+    public_max_audio_seconds: float = 30.0
     # Model cache budget on the CPU (on CUDA the budget is derived from free memory).
     cache_gb: float = 12.0
     # GPU memory kept free for activations when the budget is derived from the device.
@@ -106,7 +123,7 @@ class Settings:
         choice("dtype", DTYPES)
         choice("face_backend", FACE_BACKENDS)
         choice("device_lease", DEVICE_LEASES)
-        for name in ("max_upload_mb", "max_image_pixels", "min_photos", "max_photos", "queue_size"):
+        for name in ("max_upload_mb", "max_image_pixels", "min_photos", "max_photos", "queue_size", *LIMIT_FIELDS):
             if getattr(self, name) <= 0:
                 raise InputError(f"Setting '{name}' must be positive, got {getattr(self, name)}.")
         if self.min_photos > self.max_photos:

@@ -17,6 +17,7 @@ from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
+from ui import limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -34,6 +35,7 @@ TASK = "animate"
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     missing_notice(services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"])
+    top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="animate-likeness")
@@ -63,10 +65,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 motions = gr.CheckboxGroup(list(MOTION_LORAS), label="Camera motion")
                 motion_weight = gr.Slider(0, 1.5, value=0.8, step=0.05, label="Motion strength")
             with gr.Accordion("Advanced", open=False, elem_id="animate-advanced"):
-                frames = gr.Slider(2, 64, value=16, step=1, label="Frames (over 16 uses sliding context windows)",
+                frames = gr.Slider(2, top.frames, value=min(16, top.frames), step=1,
+                                   label="Frames (over 16 uses sliding context windows)",
                                    elem_id="animate-frames")
                 fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
-                steps = gr.Slider(1, 60, value=25, step=1, label="Steps", elem_id="animate-steps")
+                steps = gr.Slider(1, min(60, top.steps), value=min(25, top.steps), step=1, label="Steps",
+                                  elem_id="animate-steps")
                 guidance = gr.Slider(0, 15, value=7.5, step=0.5, label="Guidance")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
                 interpolate_mode = gr.Radio(list(INTERPOLATIONS), value="none", label="Double the frame rate")
@@ -90,6 +94,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                    mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False, face_level=0.7,
                    request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
+        limits.check_text(services.settings, "Prompt", prompt_text)
+        limits.check_text(services.settings, "Negative prompt", negative_text)
+        limits.admit(services, owner, TASK, steps=int(step_count or 0), frames=int(n_frames or 0))
         like = None
         if slug:
             record = call_service(services.registry.get, owner, slug)
@@ -123,7 +130,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         token = tokens.start(session, TASK)
         try:
             out_dir = services.output_dir(owner, TASK)
-            result = call_service(animate, services.manager, req, out_dir, progress_fn(progress), token)
+            with limits.time_budget(services.settings, tokens, session, TASK):
+                result = call_service(animate, services.manager, req, out_dir, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
         extra = [f"{result.frames} frames at {result.fps} fps, seed {result.seed}",

@@ -116,8 +116,8 @@ def request_owner(services: Services, request: gr.Request | None) -> str:
 
     Locally there is one owner (``local``). On a public deployment (share link or Space) it is, in order:
     the logged-in user (``--auth`` or Hugging Face OAuth), else the per-browser id in the visitor cookie
-    (set by ``ui.deploy``; it survives page reloads), else the page session (a client that keeps no
-    cookies). Owners are hashed into filesystem-safe ids, so no visitor can name another's folder.
+    (set by ``ui.deploy``; it survives page reloads); a request with neither is refused. Owners are hashed
+    into filesystem-safe ids, so no visitor can name another's folder.
     """
     if not getattr(services.settings, "public", False):
         return LOCAL_OWNER
@@ -129,10 +129,9 @@ def request_owner(services: Services, request: gr.Request | None) -> str:
     visitor = _visitor_cookie(request)
     if visitor:
         return owner_id(f"browser:{visitor}")
-    session = getattr(request, "session_hash", None)
-    if not session:
-        raise gr.Error("This request carries no visitor identity; reload the page.", print_exception=False)
-    return owner_id(f"session:{session}")
+    # Never the session hash: the client chooses it, so two clients sending one hash would share a namespace.
+    raise gr.Error("This request carries no visitor identity: reload the page (the app needs its cookie).",
+                   print_exception=False)
 
 
 def load_picture(path: Path | None) -> Image.Image | None:

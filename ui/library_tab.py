@@ -10,6 +10,7 @@ import gradio as gr
 from portrait_studio.registry import EXPORT_FORMATS
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, request_owner
+from ui.widgets import as_text
 
 
 def build(services: Services) -> dict[str, gr.Component]:
@@ -58,13 +59,13 @@ def build(services: Services) -> dict[str, gr.Component]:
         if not slug:
             raise gr.Error("Pick a LoRA first.")
         record = call_service(services.registry.rename, request_owner(services, request), slug, name or "")
-        return (*listing(request, record.slug), f"Renamed to **{record.name}**.")
+        return (*listing(request, record.slug), f"Renamed to **{as_text(record.name)}**.")
 
     def do_delete(slug: str | None, request: gr.Request):
         if not slug:
             raise gr.Error("Pick a LoRA first.")
         call_service(services.registry.delete, request_owner(services, request), slug)
-        return (*listing(request), f"Deleted **{slug}**.")
+        return (*listing(request), f"Deleted **{as_text(slug)}**.")
 
     def do_export(slug: str | None, export_format: str, request: gr.Request):
         if not slug:
@@ -79,7 +80,7 @@ def build(services: Services) -> dict[str, gr.Component]:
             raise gr.Error("Choose a .safetensors file to import.")
         record = call_service(services.import_lora, request_owner(services, request), Path(file_path), name or None)
         summary = json.dumps({"name": record.name, "rank": record.rank, "trigger": record.trigger})
-        return (*listing(request, record.slug), f"Imported **{record.name}** — {summary}")
+        return (*listing(request, record.slug), f"Imported **{as_text(record.name)}** — {as_text(summary)}")
 
     refresh.click(listing, None, [gallery, choice], api_name="library_list")
     choice.change(show, [choice], [details], api_name=False)

@@ -16,6 +16,7 @@ from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
 from portrait_studio.stylize.templates import list_templates, load_template
+from ui import limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -43,6 +44,7 @@ def _face_strength(services: Services, owner: str, slug: str | None, strength: f
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     missing_notice(services, ["base"])
+    top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
             likeness = likeness_dropdown(elem_id="stylize-likeness")
@@ -59,7 +61,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             )
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
-                n_images = gr.Slider(1, 8, value=1, step=1, label="Images")
+                n_images = gr.Slider(1, top.images, value=1, step=1, label="Images")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
             restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
@@ -74,11 +76,11 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 style_weight = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Style LoRA weight")
             with gr.Accordion("Advanced", open=False, elem_id="stylize-advanced"):
                 sampler = gr.Dropdown(["(preset)", *SCHEDULERS], value="(preset)", label="Sampler")
-                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = preset/default)",
+                steps = gr.Slider(0, top.steps, value=0, step=1, label="Steps (0 = preset/default)",
                                   elem_id="stylize-steps")
                 guidance = gr.Slider(0, 20, value=0, step=0.5, label="Guidance (0 = preset/default)")
-                width = gr.Slider(0, 1024, value=0, step=8, label="Width (0 = model default)")
-                height = gr.Slider(0, 1024, value=0, step=8, label="Height (0 = model default)")
+                width = gr.Slider(0, top.size, value=0, step=8, label="Width (0 = model default)")
+                height = gr.Slider(0, top.size, value=0, step=8, label="Height (0 = model default)")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
                 stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
@@ -113,6 +115,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                     sampler_name, step_count, cfg, w, h, strength=0.7, adapter_with_lora=False,
                     request: gr.Request = None, progress=gr.Progress()):
         owner = request_owner(services, request)
+        limits.check_text(services.settings, "Prompt", prompt_text)
+        limits.check_text(services.settings, "Negative prompt", negative_text)
+        limits.admit(services, owner, TASK, steps=int(step_count or 0), width=int(w or 0), height=int(h or 0),
+                     images=int(count or 1))
         face = _face_strength(services, owner, slug, strength, adapter_with_lora)
         template = template_image if isinstance(template_image, Image.Image) else None
         if template is None and template_choice:
@@ -130,8 +136,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
-            result = call_service(stylize, services.manager, req, services.settings,
-                                  services.registry, owner, progress_fn(progress), token)
+            with limits.time_budget(services.settings, tokens, session, TASK):
+                result = call_service(stylize, services.manager, req, services.settings,
+                                      services.registry, owner, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
         paths = save_images(result.images, services.output_dir(owner, TASK), stem="portrait")

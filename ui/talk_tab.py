@@ -9,6 +9,7 @@ from PIL import Image
 
 from portrait_studio.services import Services
 from portrait_studio.talk.service import TalkOptions, talk
+from ui import limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -64,14 +65,16 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             raise gr.Error("Add speech: upload an audio file or record with the microphone.")
         if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):
             raise gr.Error("Choose output crop or full, and renderer 256 or 512.")
+        limits.check_disk(services.settings, services.settings.outputs_dir / owner)
         options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
                               mode=out_mode, size=int(renderer), enhance=bool(restore))
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
             out_path = services.output_dir(owner, TASK) / "talk.mp4"
-            result = call_service(talk, image, Path(speech), out_path, services.settings, options,
-                                  services.manager, progress_fn(progress), token)
+            with limits.time_budget(services.settings, tokens, session, TASK):
+                result = call_service(talk, image, Path(speech), out_path, limits.effective_settings(
+                    services.settings), options, services.manager, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
         extra = [f"{result.frames} frames, {result.duration:.2f} s"]

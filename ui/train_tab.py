@@ -16,6 +16,7 @@ from portrait_studio.services import Services
 from ui.common import call_service, load_picture, progress_fn, request_owner
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
+from ui.widgets import as_text
 
 CONSENT = (
     "I am the person in these photos, or they agreed to this. I will not use the likeness to deceive, "
@@ -47,7 +48,7 @@ def _verdict_rows(entries) -> pd.DataFrame:
 def _status_markdown(status) -> str:
     if status is None:
         return "No training job yet."
-    parts = [f"**{status.name}** — {status.state}"]
+    parts = [f"**{as_text(status.name)}** — {status.state}"]
     if status.queue_position:
         parts.append(f"waiting in line: position {status.queue_position}")
     if status.max_steps:
@@ -62,7 +63,7 @@ def _status_markdown(status) -> str:
     if status.error:
         text += f"\n\n**Error:** {status.error}"
     if status.state == "succeeded" and status.slug:
-        text += f"\n\nSaved to your Library as **{status.slug}**."
+        text += f"\n\nSaved to your Library as **{as_text(status.slug)}**."
     if status.random_weights:
         text += "\n\n⚠️ Trained on random-weight test models (tiny profile): this likeness is for testing the flow only."
     return text

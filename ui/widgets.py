@@ -39,3 +39,15 @@ def notes_markdown(warnings: list[str], extra: list[str] | None = None) -> str:
     lines = [f"⚠️ {w}" for w in warnings]
     lines.extend(extra or [])
     return "\n\n".join(lines)
+
+
+_MARKDOWN_SPECIALS = "\\`*_{}[]()#+-!|~"
+
+
+def as_text(value: object) -> str:
+    """A user-chosen string (a library name) for a Markdown component: shown as typed, never as HTML, links,
+    images or formatting."""
+    import html
+
+    escaped = html.escape(str(value), quote=False)
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in escaped)

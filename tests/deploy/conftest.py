@@ -27,6 +27,7 @@ STUB_DIR = Path(__file__).resolve().parent / "zerogpu_stub"
 USER, PASSWORD = "ada", "correct-horse-battery"
 GUARDED_QUEUE_SIZE = 1
 UPLOAD_CAP_MB = 1
+UPLOAD_REQUEST_CAP_MB = 2  # all files of one upload request together
 SLOW_JOB_SECONDS = 8
 
 
@@ -62,7 +63,8 @@ def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Setting
     for home in (public_home, guarded_home):
         _share_tiny_models(home, tiny_settings)
     stub_log = guarded_home / "zerogpu-stub.log"
-    common = {"PORTRAIT_STUDIO_PUBLIC": "1", "PORTRAIT_STUDIO_MAX_UPLOAD_MB": str(UPLOAD_CAP_MB)}
+    common = {"PORTRAIT_STUDIO_PUBLIC": "1", "PORTRAIT_STUDIO_MAX_UPLOAD_MB": str(UPLOAD_CAP_MB),
+              "PORTRAIT_STUDIO_MAX_UPLOAD_REQUEST_MB": str(UPLOAD_REQUEST_CAP_MB)}
     public_args = ("--profile", "tiny")
     public = launch(public_home, *public_args, env_extra=common)
     guarded = launch(

@@ -16,6 +16,7 @@ from tests.app.conftest import RunningApp
 from tests.conftest import REPO
 from tests.deploy.conftest import PASSWORD, UPLOAD_CAP_MB, USER, port_of
 from tests.deploy.rawhttp import file_url, login_cookie, request, upload, uploaded_path
+from tests.deploy.visitors import new_visitor
 
 SECRET = "PS-SECRET-7f3a"
 ROUTES = ("/gradio_api/file=", "/file=", "/gradio_api/file/")
@@ -25,7 +26,8 @@ ROUTES = ("/gradio_api/file=", "/file=", "/gradio_api/file/")
 def target(request: pytest.FixtureRequest) -> tuple[RunningApp, str]:
     """Each app with the cookie of a visitor allowed in (logged in on the guarded app)."""
     app: RunningApp = request.getfixturevalue(request.param)
-    cookie = login_cookie(app, USER, PASSWORD) if request.param == "guarded_app" else ""
+    # A public app refuses uploads without its visitor cookie (test_side_doors): a browser has it from the page.
+    cookie = login_cookie(app, USER, PASSWORD) if request.param == "guarded_app" else new_visitor(app)
     # Secrets where a careless server would serve them: our home, its data folders, the outputs of others.
     (app.home / ".env").write_text(f"HF_TOKEN={SECRET}\n")
     for folder in ("registry", "jobs", "weights", "outputs/u-someone-else/stylize/20260101-000000-0"):

@@ -14,6 +14,7 @@ from portrait_studio.registry.storage import owner_key
 from portrait_studio.services import owner_id
 from tests.deploy.api import call, stylize_args
 from tests.deploy.rawhttp import file_url, request
+from tests.deploy.visitors import new_visitor
 
 VISITOR_COOKIE = "ps_visitor"
 
@@ -73,11 +74,12 @@ def test_outputs_reach_their_owner_only_through_gradios_cache(public_app, alice:
 
 
 def _raw_call(app, api_name: str, data: list) -> str:
+    cookie = new_visitor(app)  # a cookieless call is refused outright (test_side_doors)
     reply = request(app, "POST", f"/gradio_api/call/{api_name}", body=json.dumps({"data": data}).encode(),
-                    headers={"Content-Type": "application/json"})
+                    headers={"Content-Type": "application/json"}, cookie=cookie)
     assert reply.status == 200, reply.body[:300]
     event = json.loads(reply.body)["event_id"]
-    return request(app, "GET", f"/gradio_api/call/{api_name}/{event}").body.decode()
+    return request(app, "GET", f"/gradio_api/call/{api_name}/{event}", cookie=cookie).body.decode()
 
 
 def test_handlers_never_take_a_client_supplied_server_path(public_app, alice: Client) -> None:

@@ -31,15 +31,17 @@ def test_locally_everything_belongs_to_the_one_local_owner() -> None:
     assert request_owner(services(False), None) == LOCAL_OWNER
 
 
-def test_public_owner_is_login_then_browser_cookie_then_session() -> None:
+def test_public_owner_is_login_then_browser_cookie_never_the_session() -> None:
     public = services(True)
     by_login = request_owner(public, make_request(f"ps_visitor={VISITOR}", username="ada"))
     by_cookie = request_owner(public, make_request(f"ps_visitor={VISITOR}"))
-    by_session = request_owner(public, make_request())
     assert by_login == owner_id("user:ada")
     assert by_cookie == owner_id(f"browser:{VISITOR}")
-    assert by_session == owner_id("session:sess-1")
-    assert len({by_login, by_cookie, by_session, LOCAL_OWNER}) == 4
+    assert len({by_login, by_cookie, LOCAL_OWNER}) == 3
+    assert request_owner(public, make_request(username="ada", session="any")) == by_login
+    # The session hash is the client's choice: two clients sending one hash must not share a namespace.
+    with pytest.raises(gr.Error, match="no visitor identity"):
+        request_owner(public, make_request(session="chosen-by-the-client"))
     # A reload changes the session hash, not the cookie: same owner.
     assert request_owner(public, make_request(f"ps_visitor={VISITOR}", session="sess-2")) == by_cookie
     # ZeroGPU pickles the request on its way to the GPU worker: the owner must not change.
@@ -49,7 +51,8 @@ def test_public_owner_is_login_then_browser_cookie_then_session() -> None:
 def test_public_requests_without_identity_or_with_forged_cookies_get_no_shared_namespace() -> None:
     public = services(True)
     for junk in ("ps_visitor=../../etc", "ps_visitor=short", "ps_visitor=" + "x" * 200):
-        assert request_owner(public, make_request(junk)) == owner_id("session:sess-1")
+        with pytest.raises(gr.Error):
+            request_owner(public, make_request(junk))
     with pytest.raises(gr.Error):
         request_owner(public, None)
     with pytest.raises(gr.Error):
