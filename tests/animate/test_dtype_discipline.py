@@ -40,8 +40,9 @@ def test_failure_inside_video_to_video_leaves_the_shared_vae_as_it_was(
 
     monkeypatch.setattr(AnimateDiffVideoToVideoPipeline, "encode_video", failing_encode)
     portrait = Image.new("RGB", (32, 32), (200, 150, 120))
+    request = AnimateRequest("a portrait", init_image=portrait, strength=0.6, portrait_mode="video2video", **SMALL)
     with pytest.raises(RuntimeError, match="injected"):
-        animate(manager, AnimateRequest("a portrait", init_image=portrait, strength=0.6, **SMALL), tmp_path)
+        animate(manager, request, tmp_path)
     assert seen == [{torch.float32}]  # the failure came while the VAE was upcast
     assert dtypes(vae) == {torch.bfloat16}
     # The next Stylize-style render works with the shared VAE.
