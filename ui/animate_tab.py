@@ -7,7 +7,6 @@ from PIL import Image
 
 from portrait_studio.animate.models import fast_available
 from portrait_studio.animate.request import INTERPOLATIONS, AnimateRequest, Likeness
-from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
@@ -91,6 +90,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             init_image=start_image if isinstance(start_image, Image.Image) else None, strength=float(move),
             interpolate=interp,
         )
+        from portrait_studio.animate.service import animate  # torch and diffusers: loaded on first use
+
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:

@@ -8,7 +8,6 @@ import gradio as gr
 from PIL import Image
 
 from portrait_studio.services import Services
-from portrait_studio.talk.service import TalkOptions, talk
 from ui.common import (
     CancelTokens,
     call_service,
@@ -64,6 +63,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             raise gr.Error("Add speech: upload an audio file or record with the microphone.")
         if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):
             raise gr.Error("Choose output crop or full, and renderer 256 or 512.")
+        from portrait_studio.talk.service import TalkOptions, talk  # torch and SciPy: loaded on first use
+
         options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
                               mode=out_mode, size=int(renderer), enhance=bool(restore))
         session = session_key(request)

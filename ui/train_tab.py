@@ -8,8 +8,6 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from portrait_studio.faces.pipeline import prepare_faces
-from portrait_studio.faces.report import NotEnoughFacesError
 from portrait_studio.likeness.config import PRESETS, preset_config
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, missing_markdown, progress_fn, request_owner
@@ -107,6 +105,8 @@ def build(services: Services) -> dict[str, gr.Component]:
         if not paths:
             raise gr.Error("Add your selfies first.")
         out_dir = services.output_dir(request_owner(services, request), "photo-check")
+        from portrait_studio.faces.pipeline import prepare_faces  # face models and OpenCV: loaded on first use
+        from portrait_studio.faces.report import NotEnoughFacesError
 
         def check_photos() -> object:
             try:

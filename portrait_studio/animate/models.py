@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
+
+if TYPE_CHECKING:  # torch is imported where a model is built: the UI reads fast_available() without it
+    import torch
 
 MOTION_ADAPTER_ROLE = "motion_adapter"
 LIGHTNING_ROLE = "animatediff_lightning"
@@ -86,6 +87,7 @@ def load_motion_adapter(manager: ModelManager, adapter_role: str = MOTION_ADAPTE
         except (OSError, ValueError) as exc:
             raise MissingWeightsError(adapter_role, str(path), download_command(adapter_role), str(exc)[:160]) from exc
     else:
+        import torch
         from safetensors.torch import load_file
 
         config_dir = manager.locator.path(MOTION_ADAPTER_ROLE)
