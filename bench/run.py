@@ -2,6 +2,7 @@
 
     python bench/run.py                 # everything
     python bench/run.py sd faces        # only some
+    python bench/run.py startup         # start-up to first page, ours against a bare Gradio app
 Each bench module exposes ``run() -> list[dict]`` with keys bench, case, seconds, ratio, ratio_means.
 """
 
@@ -22,6 +23,7 @@ BENCHES = {
     "train": "train_bench",
     "animate": "animate_bench",
     "talk": "talk_bench",
+    "startup": "startup_bench",
 }
 
 

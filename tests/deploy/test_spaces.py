@@ -25,11 +25,15 @@ def front_matter() -> dict:
 
 
 def pinned(requirement: str) -> str:
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    return pinned_in("requirements.txt", requirement)
+
+
+def pinned_in(filename: str, requirement: str) -> str:
+    for line in (REPO / filename).read_text().splitlines():
         name, sep, version = line.partition("==")
         if sep and name.strip().lower() == requirement:
             return version.strip()
-    raise AssertionError(f"{requirement} is not pinned in requirements.txt")
+    raise AssertionError(f"{requirement} is not pinned in {filename}")
 
 
 def test_readme_front_matter_is_a_valid_spaces_config() -> None:
