@@ -56,7 +56,7 @@ class ModelManager:
         self._cache = cache
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
-        self._torch_lock = threading.Lock()
+        self._torch_lock = threading.RLock()  # re-entered: dtype and cache ask for the device
 
     # ---- device, dtype and cache: made on first use (they import torch) -------------------------
     @property

@@ -80,3 +80,20 @@ def test_services_leave_unfinished_jobs_to_a_background_thread(tmp_path: Path) -
     thread.join(timeout=30)
     assert not thread.is_alive() and thread.name == "resume-training-jobs"
     assert [status.job_id for status in services.jobs.queue()] == [job_id]
+
+
+def test_model_manager_makes_device_dtype_and_cache_on_first_use(tmp_path: Path) -> None:
+    import threading
+
+    import torch
+
+    manager = ModelManager(settings_from_env({}, home=tmp_path / "home", profile="tiny", device="cpu"))
+    assert manager._device is None and manager._cache is None  # nothing torch-related at creation
+    made: dict = {}
+    # dtype first: it needs the device, under the same lock (a thread, so a deadlock fails instead of hanging).
+    first_use = threading.Thread(target=lambda: made.update(dtype=manager.dtype, cache=manager.cache), daemon=True)
+    first_use.start()
+    first_use.join(timeout=60)
+    assert not first_use.is_alive(), "device/dtype/cache deadlocked on first use"
+    assert made["dtype"] == torch.float32 and made["cache"].device == manager.device == torch.device("cpu")
+    assert manager.cache is made["cache"] and manager.unload_all() == []
