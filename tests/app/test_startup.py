@@ -32,7 +32,7 @@ port, heavy = sys.argv[1], json.loads(sys.argv[2])
 sys.argv = ["app.py", "--port", port, "--profile", "tiny"]
 import app
 threading.Thread(target=app.main, daemon=True).start()
-deadline = time.monotonic() + 120
+deadline = time.monotonic() + 400  # a limit for a loaded machine, not a timing
 while True:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
@@ -54,7 +54,7 @@ def test_first_page_is_served_without_importing_heavy_libraries(tmp_path: Path) 
                PYTHONPATH=str(REPO))
     run = subprocess.run(
         [sys.executable, "-c", PROBE, str(free_port()), json.dumps(HEAVY_MODULES)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=480,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
