@@ -15,13 +15,18 @@ import logging
 import os
 import sys
 
-try:  # ZeroGPU on Spaces: `spaces` must be imported before torch touches CUDA. A no-op elsewhere.
-    import spaces  # noqa: F401
-except ImportError:
-    spaces = None
+spaces = None
+# ZeroGPU on Spaces: `spaces` must be imported before torch touches CUDA. Elsewhere it is a no-op that costs
+# seconds of start-up (it imports httpx and pydantic), so a local run skips it. Start-up imports no torch:
+# the backend and the tabs import torch, diffusers and the face libraries on first use (tests/app/test_startup.py).
+if os.environ.get("SPACE_ID") or os.environ.get("SPACES_ZERO_GPU"):
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        pass
 
-from portrait_studio.config import PROFILES, Settings, settings_from_env
-from portrait_studio.errors import PortraitStudioError
+from portrait_studio.config import PROFILES, Settings, settings_from_env  # noqa: E402 - after `spaces`
+from portrait_studio.errors import PortraitStudioError  # noqa: E402
 
 AUTH_ENV = "PORTRAIT_STUDIO_AUTH"
 
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.app import CSS
     from ui.deploy import guard_middleware
 
-    services = Services.create(settings)
+    services = Services.create(settings, resume_jobs=False)  # resumed below, once the server is up
     preload_for_zero_gpu(services)
     if settings.public:
         Janitor([settings.outputs_dir, settings.temp_dir], settings.cleanup_after_hours * 3600).start()
@@ -146,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         enable_monitoring=False if settings.public else None,  # None: Gradio's default (on, no URL printed)
         footer_links=["api"],
         css=CSS,
+        prevent_thread_lock=True,
     )
+    services.resume_jobs_in_background()  # after launch: a folder of old jobs never delays the first page
+    demo.block_thread()
     return 0
 
 

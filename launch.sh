@@ -33,8 +33,9 @@ ensure_venv() {
   fi
   echo "==> installing Python packages into $VENV (first run takes a few minutes)"
   "${PIP[@]}" install -q -U pip wheel setuptools
-  # torch first, pinned, so that nothing later pulls another build; basicsr's setup.py imports torch,
-  # so it is built against this torch instead of downloading a second one into an isolated build env.
+  # torch first, pinned, so that nothing later pulls another build. basicsr (an sdist) lists torch in its
+  # setup_requires: built without isolation it uses this torch instead of installing a second one into an
+  # isolated build environment (plain pip works too, only slower: that is how a Space builds it).
   "${PIP[@]}" install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1 numpy cython
   "${PIP[@]}" install -q -c constraints.txt --no-build-isolation "$(grep -E '^basicsr==' requirements.txt)"
   "${PIP[@]}" install -q -r requirements.txt -c constraints.txt

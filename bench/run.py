@@ -3,6 +3,7 @@
     python bench/run.py                 # everything
     python bench/run.py sd faces        # only some
     python bench/run.py animate --real  # only the benches that can use real weights, with them
+    python bench/run.py startup         # start-up to first page, ours against a bare Gradio app
 Each bench module exposes ``run() -> list[dict]`` with keys bench, case, seconds, ratio, ratio_means;
 ``run(real=True)`` where a bench can also measure with the real weights.
 """
@@ -25,6 +26,7 @@ BENCHES = {
     "train": "train_bench",
     "animate": ("animate_bench", "animate_face_bench"),
     "talk": "talk_bench",
+    "startup": "startup_bench",
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from portrait_studio.models.manager import ModelManager
 from portrait_studio.models.process_cache import process_manager
 from portrait_studio.registry import LoraRecord, LoraRegistry, base_shapes_from_model_dir
 
+log = logging.getLogger(__name__)
 LOCAL_OWNER = "local"
 _OWNER_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 
@@ -40,18 +43,39 @@ class Services:
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def create(cls, settings: Settings) -> Services:
-        """Build the backend; training jobs left unfinished by a crash are queued again."""
+    def create(cls, settings: Settings, *, resume_jobs: bool = True) -> Services:
+        """Build the backend without importing torch or loading a model (both happen on first use).
+
+        Training jobs left unfinished by a crash are queued again here, unless ``resume_jobs`` is False:
+        the app passes False and calls :meth:`resume_jobs_in_background` once its server is up.
+        """
         settings.ensure_dirs()
         manager = process_manager(settings)  # face models, GFPGAN and AnimeGAN share its cache
         # Training needs the whole device: the cache lets go of every unlocked model first.
-        jobs = JobManager(settings, before_job=manager.cache.unload_all)
-        jobs.resume_incomplete()
-        lease = DeviceLease.for_settings(settings, manager.device.type)
+        jobs = JobManager(settings, before_job=manager.unload_all)
+        if resume_jobs:
+            jobs.resume_incomplete()
+        lease = DeviceLease.for_settings(settings)  # decides (and picks the device) on first use
         # A request that ends while a training job waits for the device leaves the card empty for it.
-        lease.before_training_takes_over.append(manager.cache.unload_all)
+        lease.before_training_takes_over.append(manager.unload_all)
         return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs,
                    lease=lease)
+
+    def resume_jobs_in_background(self) -> threading.Thread:
+        """Queue unfinished training jobs again in a thread of its own, so old jobs never delay the first page."""
+
+        def resume() -> None:
+            try:
+                resumed = self.jobs.resume_incomplete()
+            except Exception:  # a damaged job folder must not take the app down; the log says which
+                log.exception("could not resume unfinished training jobs")
+                return
+            if resumed:
+                log.info("resumed %d unfinished training job(s): %s", len(resumed), ", ".join(resumed))
+
+        thread = threading.Thread(target=resume, name="resume-training-jobs", daemon=True)
+        thread.start()
+        return thread
 
     def import_lora(self, owner: str, path: Path, name: str | None = None) -> LoraRecord:
         """Import a user's LoRA, checked against the base model's module shapes when its weights are here."""

@@ -13,7 +13,6 @@ from portrait_studio.animate.request import (
     AnimateRequest,
     Likeness,
 )
-from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
@@ -126,6 +125,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             keyframe_strength=float(1.0 if key_strength is None else key_strength),
             interpolate=interp,
         )
+        from portrait_studio.animate.service import animate  # torch and diffusers: loaded on first use
+
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:

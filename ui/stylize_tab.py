@@ -10,8 +10,7 @@ from PIL import Image
 from portrait_studio.media.outputs import read_png_metadata, save_png
 from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.services import Services
-from portrait_studio.stylize.anime import MODES, STYLES, anime_portrait
-from portrait_studio.stylize.compare import side_by_side
+from portrait_studio.stylize.anime_options import MODES, STYLES
 from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
@@ -173,6 +172,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
+            from portrait_studio.stylize.compare import side_by_side  # torch: loaded on first use
+
             pair = call_service(side_by_side, services.manager, req, services.settings, (slug, other),
                                 services.registry, owner, progress_fn(progress), token)
         finally:
@@ -220,6 +221,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             raise gr.Error("Add a photo to turn into anime.")
         if style not in STYLES or mode not in MODES:
             raise gr.Error(f"Choose a style ({', '.join(STYLES)}) and a mode ({', '.join(MODES)}).")
+        from portrait_studio.stylize.anime import anime_portrait  # torch and OpenCV: loaded on first use
+
         result = call_service(anime_portrait, image, services.settings, style=style, mode=mode,
                               progress=progress_fn(progress), manager=services.manager)
         out = services.output_dir(request_owner(services, request), "anime") / f"anime-{style}.png"

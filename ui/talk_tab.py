@@ -8,7 +8,6 @@ import gradio as gr
 from PIL import Image
 
 from portrait_studio.services import Services
-from portrait_studio.talk.service import TalkOptions, talk
 from ui import limits
 from ui.common import (
     CancelTokens,
@@ -66,6 +65,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):
             raise gr.Error("Choose output crop or full, and renderer 256 or 512.")
         limits.check_disk(services.settings, services.settings.outputs_dir / owner)
+        from portrait_studio.talk.service import TalkOptions, talk  # torch and SciPy: loaded on first use
+
         options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
                               mode=out_mode, size=int(renderer), enhance=bool(restore))
         session = session_key(request)

@@ -8,9 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from portrait_studio.faces.pipeline import prepare_faces
-from portrait_studio.faces.report import NotEnoughFacesError
-from portrait_studio.instant.create import STORED_NOTE, create_instant
+from portrait_studio.instant.notes import STORED_NOTE
 from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.services import Services
 from ui.common import call_service, load_picture, progress_fn, request_owner
@@ -115,6 +113,8 @@ def build(services: Services) -> dict[str, gr.Component]:
         if not paths:
             raise gr.Error("Add your selfies first.")
         out_dir = services.output_dir(request_owner(services, request), "photo-check")
+        from portrait_studio.faces.pipeline import prepare_faces  # face models and OpenCV: loaded on first use
+        from portrait_studio.faces.report import NotEnoughFacesError
 
         def check_photos() -> object:
             try:
@@ -157,6 +157,8 @@ def build(services: Services) -> dict[str, gr.Component]:
         if not paths:
             raise gr.Error("Add your selfies first (one good photo is enough for an instant likeness).")
         owner = request_owner(services, request)
+        from portrait_studio.instant.create import create_instant  # torch and face models: loaded on first use
+
         result = call_service(create_instant, services.manager, services.settings, likeness_name or "", paths,
                               owner=owner, registry=services.registry, consent=bool(agreed),
                               progress=progress_fn(progress))

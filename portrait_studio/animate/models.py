@@ -31,14 +31,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
 from portrait_studio.models.placement import placement_kept
+
+if TYPE_CHECKING:  # torch is imported where a model is built: the UI reads fast_available() without it
+    import torch
 
 MOTION_ADAPTER_ROLE = "motion_adapter"  # v1.5.2: the camera-motion LoRAs belong to it
 V3_ROLE = "motion_adapter_v3"
@@ -122,6 +123,7 @@ def load_motion_adapter(manager: ModelManager, adapter_role: str = MOTION_ADAPTE
         except (OSError, ValueError) as exc:
             raise MissingWeightsError(adapter_role, str(path), download_command(adapter_role), str(exc)[:160]) from exc
     else:
+        import torch
         from safetensors.torch import load_file
 
         config_dir = manager.locator.path(MOTION_ADAPTER_ROLE, config_only=True)
@@ -169,6 +171,7 @@ def spatial_parameters(unet: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
 
 def build_motion_unet(manager: ModelManager, base_role: str = "base", adapter_role: str = MOTION_ADAPTER_ROLE) -> Any:
     """A ``UNetMotionModel`` holding the cached base UNet's spatial parameters and the adapter's motion modules."""
+    import torch
     from diffusers import UNetMotionModel
 
     adapter = load_motion_adapter(manager, adapter_role)

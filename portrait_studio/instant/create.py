@@ -20,16 +20,11 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.instant.adapter import ENCODER_ROLE, adapter_random_weights
 from portrait_studio.instant.embeddings import encode_faces, save_encodings
+from portrait_studio.instant.notes import MAX_FACES, STORED_NOTE  # noqa: F401 - STORED_NOTE re-exported
 from portrait_studio.models.manager import ModelManager
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress, scaled
 
-MAX_FACES = 4  # each face adds 16 adapter tokens; the best few carry the identity
 CLASS_WORD = "person"
-STORED_NOTE = (
-    f"Kept: encodings of your {MAX_FACES} best aligned face crops (numbers from the adapter's image encoder, "
-    "not pictures) and one reference face crop (for the likeness score and the Library picture). Deleted at "
-    "once: every other crop, the masks and the photo report; your photos themselves are never stored."
-)
 
 
 @dataclass

@@ -106,20 +106,33 @@ def _training_progress(job_dir: str) -> str:
 class DeviceLease:
     """The lease of one home folder. ``enabled=False`` makes :meth:`hold` a no-op (ZeroGPU, CPU)."""
 
-    def __init__(self, home: Path, enabled: bool = True, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, home: Path, enabled: bool | Callable[[], bool] = True,
+                 poll_seconds: float = POLL_SECONDS) -> None:
         self.folder = Path(home) / LOCKS_DIR
-        self.enabled = enabled
+        self._enabled = enabled  # a callable is asked on first use: deciding may need torch (the device)
         self.poll_seconds = poll_seconds
         # Run by the holder before it lets go when a training job waits (the app frees its model cache).
         self.before_training_takes_over: list[Callable[[], object]] = []
         self._local = threading.local()
 
+    @property
+    def enabled(self) -> bool:
+        if callable(self._enabled):
+            self._enabled = bool(self._enabled())
+        return self._enabled
+
     @classmethod
     def for_settings(cls, settings: Settings, device_type: str | None = None) -> DeviceLease:
-        from portrait_studio.models.devices import pick_device
+        """The lease for ``settings``; without ``device_type`` the device is picked (importing torch) only
+        when the lease is first used, so creating it costs nothing at start-up."""
 
-        device = device_type or pick_device(settings.device).type
-        return cls(settings.home, lease_enabled(settings.device_lease, device, on_zero_gpu()))
+        def decide() -> bool:
+            from portrait_studio.models.devices import pick_device
+
+            device = device_type or pick_device(settings.device).type
+            return lease_enabled(settings.device_lease, device, on_zero_gpu())
+
+        return cls(settings.home, decide)
 
     # ---- reading ---------------------------------------------------------------------------------
     def holder(self) -> Holder | None:

@@ -2,26 +2,30 @@
 
 Pipelines are assembled per request from cached components with a *fresh scheduler* each time
 (schedulers hold per-run state and are not thread-safe), following diffusers' ``Pipeline(**components)``.
+
+Creating a manager imports no torch: the device, dtype and cache are made on first use, so the app
+shows its first page without loading torch (it costs seconds) and the first job pays for it instead.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError, MissingWeightsError
-from portrait_studio.models.cache import ModelCache
-from portrait_studio.models.devices import GIB, device_budget_for, pick_device, pick_dtype
 from portrait_studio.models.loadguard import guard_weights_file
 from portrait_studio.models.locator import ModelLocator, download_command, is_random_weights
-from portrait_studio.models.placement import placement_kept
+
+if TYPE_CHECKING:
+    import torch
+
+    from portrait_studio.models.cache import ModelCache
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
 
@@ -47,14 +51,59 @@ class ModelInfo:
 
 
 class ModelManager:
-    def __init__(self, settings: Settings, cache: ModelCache | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cache: ModelCache | None = None, cache_factory: Callable[[], ModelCache] | None = None
+    ) -> None:
+        """``cache``: a cache to use; ``cache_factory``: one to make on first use (the process's cache);
+        neither: a cache of this manager's own, made on first use."""
         self.settings = settings
         self.locator = ModelLocator(settings)
-        self.device = pick_device(settings.device)
-        self.dtype = pick_dtype(self.device, settings.dtype)
-        self.cache = cache or ModelCache(
-            self.device, device_budget_for(settings, self.device), ram_budget=int(settings.cache_gb * GIB)
-        )
+        self._cache = cache
+        self._cache_factory = cache_factory
+        self._device: torch.device | None = None
+        self._dtype: torch.dtype | None = None
+        self._torch_lock = threading.RLock()  # re-entered: dtype and cache ask for the device
+
+    # ---- device, dtype and cache: made on first use (they import torch) -------------------------
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            from portrait_studio.models.devices import pick_device
+
+            with self._torch_lock:
+                if self._device is None:
+                    self._device = pick_device(self.settings.device)
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        if self._dtype is None:
+            from portrait_studio.models.devices import pick_dtype
+
+            with self._torch_lock:
+                if self._dtype is None:
+                    self._dtype = pick_dtype(self.device, self.settings.dtype)
+        return self._dtype
+
+    @property
+    def cache(self) -> ModelCache:
+        if self._cache is None:
+            from portrait_studio.models.cache import ModelCache
+            from portrait_studio.models.devices import GIB, device_budget_for
+
+            device = self.device
+            with self._torch_lock:
+                if self._cache is None and self._cache_factory is not None:
+                    self._cache = self._cache_factory()
+                if self._cache is None:
+                    self._cache = ModelCache(
+                        device, device_budget_for(self.settings, device), ram_budget=int(self.settings.cache_gb * GIB)
+                    )
+        return self._cache
+
+    def unload_all(self) -> list[str]:
+        """Drop every unlocked model (training needs the whole device); before first use nothing is loaded."""
+        return self._cache.unload_all() if self._cache is not None else []
 
     # ---- Stable Diffusion components ------------------------------------------------------------
     def sd_info(self, role: str = "base") -> ModelInfo:
@@ -158,6 +207,8 @@ class ModelManager:
                 requires_safety_checker=False,
             )
             pipe.set_progress_bar_config(disable=True)
+            from portrait_studio.models.placement import placement_kept  # torch
+
             with placement_kept([*components.values(), *extra_components.values()]):
                 yield pipe
 
@@ -184,5 +235,7 @@ def _read_json(path: Path, role: str) -> dict:
 
 
 def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    import torch
+
     # CPU generators make seeds reproducible across devices (diffusers' own advice).
     return torch.Generator("cpu").manual_seed(int(seed))

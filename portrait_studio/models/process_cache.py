@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portrait_studio.config import Settings
-from portrait_studio.models.cache import ModelCache
-from portrait_studio.models.devices import GIB, device_budget_for, pick_device
 
 if TYPE_CHECKING:
+    from portrait_studio.models.cache import ModelCache
     from portrait_studio.models.manager import ModelManager
 
 _lock = threading.Lock()
@@ -31,6 +30,9 @@ def process_cache(settings: Settings) -> ModelCache:
     """The cache of this process for the settings' device and home folder (created on first use, then
     shared). A process serves one home; tests that run several homes in one process get one cache each,
     so a ``base:unet`` of one home is never served to another."""
+    from portrait_studio.models.cache import ModelCache  # torch: imported by the first job, not at start-up
+    from portrait_studio.models.devices import GIB, device_budget_for, pick_device
+
     device = pick_device(settings.device)
     key = (str(device), str(Path(settings.home).resolve()))
     with _lock:
@@ -42,10 +44,11 @@ def process_cache(settings: Settings) -> ModelCache:
 
 
 def process_manager(settings: Settings) -> ModelManager:
-    """A ``ModelManager`` over :func:`process_cache` (the app's, the worker's and the CLI's)."""
+    """A ``ModelManager`` over :func:`process_cache` (the app's, the worker's and the CLI's), which it
+    makes on first use: creating the manager imports no torch."""
     from portrait_studio.models.manager import ModelManager
 
-    return ModelManager(settings, cache=process_cache(settings))
+    return ModelManager(settings, cache_factory=lambda: process_cache(settings))
 
 
 def file_key(role: str, path: object, device: object, part: str = "model") -> str:

@@ -28,6 +28,7 @@ from portrait_studio.models.locator import ModelLocator, download_command, is_ra
 from portrait_studio.models.process_cache import file_key, process_cache
 from portrait_studio.models.roles import ANIMEGAN_STYLES
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress
+from portrait_studio.stylize.anime_options import DEFAULT_STYLE, MODES, STYLES
 from portrait_studio.stylize.animegan_net import (
     AnimeGANGenerator,
     build_animegan_tiny,
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MODES", "STYLES", "AnimeResult", "anime_portrait", "build_animegan_tiny", "load_generator"]
 
-STYLES: tuple[str, ...] = tuple(ANIMEGAN_STYLES)
-DEFAULT_STYLE = "face_paint_512_v2"
-MODES = ("face", "full")
 MIN_SIZE, MAX_SIZE = 64, 2048
 # Both encoder stages halve the size; multiples of 8 keep every stage exact for either upsampling mode.
 SIDE_MULTIPLE = 8

@@ -25,11 +25,15 @@ def front_matter() -> dict:
 
 
 def pinned(requirement: str) -> str:
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    return pinned_in("requirements.txt", requirement)
+
+
+def pinned_in(filename: str, requirement: str) -> str:
+    for line in (REPO / filename).read_text().splitlines():
         name, sep, version = line.partition("==")
         if sep and name.strip().lower() == requirement:
             return version.strip()
-    raise AssertionError(f"{requirement} is not pinned in requirements.txt")
+    raise AssertionError(f"{requirement} is not pinned in {filename}")
 
 
 def test_readme_front_matter_is_a_valid_spaces_config() -> None:
@@ -58,6 +62,13 @@ def test_app_imports_with_spaces_installed_and_no_gpu(tmp_path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     # spaces is really imported, before gradio; a Space listens on 0.0.0.0:7860.
     assert run.stdout.split() == ["spaces", "0.0.0.0", "7860", "False"]
+
+
+def test_zerogpu_imports_spaces_before_torch_and_places_the_base_model_at_start_up(deploy_apps) -> None:
+    # The local start defers torch and every model to first use; on ZeroGPU both still happen at start-up.
+    stub_lines = deploy_apps.stub_log.read_text().splitlines()
+    assert stub_lines[0] == "imported torch_loaded=False"
+    assert "ZeroGPU: preloaded base:unet, base:vae, base:text_encoder, base:tokenizer" in deploy_apps.guarded.log()
 
 
 def test_every_model_handler_asks_zerogpu_for_a_gpu_and_training_is_off(deploy_apps) -> None:

@@ -24,6 +24,10 @@ def _record(line: str) -> None:
             handle.write(line + "\n")
 
 
+# ZeroGPU needs `spaces` before torch touches CUDA: the test reads whether torch was already imported here.
+_record(f"imported torch_loaded={'torch' in sys.modules}")
+
+
 def GPU(task=None, *, duration=None, size=None):  # noqa: N802 - the real package's name
     def wrap(fn):
         _record(f"decorated {fn.__module__}.{fn.__qualname__} {duration}")
