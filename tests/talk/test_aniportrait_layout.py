@@ -41,7 +41,8 @@ def _published_spelling(layout: dict[str, tuple[int, ...]]) -> dict[str, tuple[i
 def test_published_counts() -> None:
     files = published_layout()
     assert {name: len(keys) for name, keys in files.items()} == {
-        "pose_guider.pth": 184, "audio2mesh.pt": 215, "audio2pose.pt": 363}
+        "pose_guider.pth": 184, "audio2mesh.pt": 215, "audio2pose.pt": 363, "reference_unet.pth": 682,
+        "denoising_unet.pth": 686, "motion_module.pth": 588}
     assert files["pose_guider.pth"]["cross_attn1.proj_in.weight"] == (1408, 320, 1, 1)
     assert files["audio2mesh.pt"]["out_fn.weight"] == (1404, 512)
     assert files["audio2pose.pt"]["PPE.pe"] == (1, 600, 512)
@@ -119,3 +120,37 @@ def test_audio_model_heads_required_encoder_overrides_allowed(tmp_path) -> None:
     del state["decoder.extra"], state["in_fn.bias"]
     with pytest.raises(CheckpointMismatch, match=r"1 missing"):
         load_audio_model("audio2mesh", state, folder)
+
+
+def _sd15_config() -> dict:
+    # SD1.5's unet/config.json differs from diffusers' UNet2DConditionModel defaults only in these three values
+    return dict(cross_attention_dim=768, attention_head_dim=8, sample_size=64)
+
+
+def test_reference_net_matches_published_layout() -> None:
+    from diffusers import UNet2DConditionModel
+
+    from portrait_studio.talk.aniportrait.reference_net import build_reference_net
+
+    with torch.device("meta"):
+        config = dict(UNet2DConditionModel(**_sd15_config()).config)
+        ours = state_layout(build_reference_net(config))
+    published = published_layout()["reference_unet.pth"]
+    assert len(published) == 682  # SD1.5's 686 UNet keys without conv_norm_out/conv_out
+    assert ours == published
+
+
+def test_denoising_unet_and_motion_modules_match_published_layout() -> None:
+    from diffusers import UNet2DConditionModel
+
+    from portrait_studio.talk.aniportrait.denoising_unet import build_motion_unet, to_diffusers_keys, to_published_keys
+
+    with torch.device("meta"):
+        config = dict(UNet2DConditionModel(**_sd15_config()).config)
+        ours = state_layout(build_motion_unet(config))
+    files = published_layout()
+    assert (len(files["denoising_unet.pth"]), len(files["motion_module.pth"])) == (686, 588)
+    published = {**files["denoising_unet.pth"], **files["motion_module.pth"]}
+    assert to_published_keys(ours) == published
+    mapped = to_diffusers_keys({k: torch.zeros(1) for k in published})
+    assert set(mapped) == set(ours)
