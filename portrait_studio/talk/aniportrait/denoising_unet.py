@@ -34,6 +34,10 @@ _SD_KEYS = ("block_out_channels", "layers_per_block", "cross_attention_dim", "no
             "use_linear_projection")
 
 
+_MOTION_BLOCKS = {"CrossAttnDownBlock2D": "CrossAttnDownBlockMotion", "DownBlock2D": "DownBlockMotion",
+                  "CrossAttnUpBlock2D": "CrossAttnUpBlockMotion", "UpBlock2D": "UpBlockMotion"}
+
+
 class FrameGroupNorm(nn.GroupNorm):
     """GroupNorm over each frame of a (b, c, f, h, w) tensor, like a 2-D GroupNorm on (b f, c, h, w)."""
 
@@ -49,6 +53,9 @@ class FrameGroupNorm(nn.GroupNorm):
 def build_motion_unet(unet_config: dict) -> UNetMotionModel:
     """The denoising UNet for an SD1.5-style ``unet/config.json`` (heads = its legacy ``attention_head_dim``)."""
     kwargs = {k: unet_config[k] for k in _SD_KEYS if k in unet_config}
+    for side in ("down_block_types", "up_block_types"):
+        if side in unet_config:
+            kwargs[side] = tuple(_MOTION_BLOCKS[t] for t in unet_config[side])
     heads = unet_config.get("num_attention_heads") or unet_config.get("attention_head_dim", 8)
     unet = UNetMotionModel(**kwargs, num_attention_heads=heads, motion_num_attention_heads=MOTION_HEADS,
                            motion_max_seq_length=MOTION_MAX_FRAMES, use_motion_mid_block=True)
