@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.talk.aniportrait.nets import load_nets, unet_config_from_state
 from portrait_studio.talk.aniportrait.reference_attention import reading, recording
-from portrait_studio.talk.aniportrait.tiny import build_aniportrait, build_wav2vec2
 from tests.talk._aniportrait_inputs import published_layout
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("aniportrait")
-    build_aniportrait(root / "aniportrait")
-    build_wav2vec2(root / "wav2vec2")
-    return root / "aniportrait", root / "wav2vec2"
+def folders(tiny_manager) -> tuple[Path, Path]:  # noqa: ANN001 - the session's ModelManager
+    """The tiny roles, written by their builders through the model locator like every other role."""
+    return tiny_manager.locator.path("aniportrait"), tiny_manager.locator.path("wav2vec2")
 
 
 def test_published_unet_files_give_sd15_config() -> None:
@@ -62,3 +60,32 @@ def test_truncated_published_file_names_itself(folders: tuple[Path, Path], tmp_p
 def test_missing_file_is_named(folders: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(MissingWeightsError, match=r"pose_guider\.pth is missing"):
         load_nets(tmp_path, folders[1], tmp_path / "converted")
+
+
+def test_pose_images_render_to_frames_with_progress_and_cancel(folders: tuple[Path, Path], tiny_manager,  # noqa: ANN001
+                                                               tmp_path: Path) -> None:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionModelWithProjection
+
+    from portrait_studio.errors import CancelledError
+    from portrait_studio.progress import CancelToken
+    from portrait_studio.talk.aniportrait.pipeline import render
+
+    nets = load_nets(folders[0], folders[1], tmp_path / "converted")
+    vae = AutoencoderKL.from_pretrained(str(tiny_manager.locator.path("vae_ft_mse"))).eval()
+    encoder = CLIPVisionModelWithProjection.from_pretrained(
+        str(tiny_manager.locator.path("aniportrait_image_encoder")), subfolder="image_encoder").eval()
+    rng = np.random.default_rng(0)
+    portrait = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    poses = np.zeros((3, 64, 64, 3), np.uint8)
+    poses[:, 20:40, 20:40] = 255
+    reports: list[float] = []
+    frames = render(nets, vae, encoder, portrait, poses, steps=2, progress=lambda f, m="": reports.append(f))
+    assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8
+    assert reports[-1] == pytest.approx(1.0) and reports == sorted(reports)
+    again = render(nets, vae, encoder, portrait, poses, steps=2)
+    assert np.array_equal(frames, again)  # seeded
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(CancelledError):
+        render(nets, vae, encoder, portrait, poses, steps=2, cancel=cancel)

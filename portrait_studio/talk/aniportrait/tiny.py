@@ -88,3 +88,23 @@ def build_wav2vec2(folder: Path, role: Role | None = None) -> None:
     Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC)).save_pretrained(str(folder))
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                              return_attention_mask=False).save_pretrained(str(folder))
+
+
+def build_image_encoder(folder: Path, role: Role | None = None) -> None:
+    """A tiny ``sd-image-variations-diffusers`` snapshot: only its ``image_encoder/`` subfolder."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                              image_size=224, patch_size=32, projection_dim=TINY_IMAGE_EMBED)
+    CLIPVisionModelWithProjection(config).save_pretrained(str(folder / "image_encoder"))
+
+
+def build_vae(folder: Path, role: Role | None = None) -> None:
+    """A tiny ``sd-vae-ft-mse``-format AutoencoderKL (downsampling by 8 like the real one)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(block_out_channels=(16, 16, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+                  up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=16,
+                  layers_per_block=1).save_pretrained(str(folder))
