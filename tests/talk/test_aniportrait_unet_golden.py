@@ -101,3 +101,23 @@ def test_reference_attention_with_guidance(golden: dict[str, np.ndarray], nets) 
         _close(unet(latents, t, embeds, pose), golden["den.reference"])
     # reading is undone on exit: the plain output again
     _close(unet(latents, t, embeds, pose), golden["den.plain"])
+
+
+
+@torch.no_grad()
+def test_diffusers_stock_motion_norm_would_not_match(golden: dict[str, np.ndarray], nets) -> None:
+    """Why FrameGroupNorm exists: diffusers normalises the motion modules' input over all frames at once."""
+    from portrait_studio.talk.aniportrait.denoising_unet import FrameGroupNorm
+
+    _, unet = nets
+    swapped = [m for m in unet.modules() if isinstance(m, FrameGroupNorm)]
+    assert len(swapped) == 13  # tiny: 4 down + 1 mid + 4 x 2 up motion modules
+    embeds, latents, pose = _inputs()
+    try:
+        for module in swapped:
+            module.__class__ = torch.nn.GroupNorm
+        stock = unet(latents, torch.tensor(601), embeds, pose)
+    finally:
+        for module in swapped:
+            module.__class__ = FrameGroupNorm
+    assert (stock - torch.from_numpy(golden["den.plain"])).abs().max() > 1e-3
