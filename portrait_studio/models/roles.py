@@ -292,6 +292,44 @@ _ROLE_LIST: list[Role] = [
         "portrait_studio.talk.tiny:build_sadtalker",
         essential=False,
     ),
+    # AniPortrait (audio-driven, diffusion): see portrait_studio/talk/aniportrait/. Its own group, so that
+    # `download --roles talk` stays the SadTalker engine; revisions are not pinned yet.
+    Role(
+        "aniportrait",
+        "AniPortrait: PoseGuider, ReferenceNet, denoising UNet + motion module, audio2mesh, audio2pose",
+        "aniportrait",
+        HubSource("ZJYang/AniPortrait", allow_patterns=(
+            "pose_guider.pth", "reference_unet.pth", "denoising_unet.pth", "motion_module.pth",
+            "audio2mesh.pt", "audio2pose.pt")),
+        "portrait_studio.talk.aniportrait.tiny:build_aniportrait",
+        essential=False,
+    ),
+    Role(
+        "wav2vec2",
+        "wav2vec 2.0 base (960 h) speech encoder, read by AniPortrait's audio2mesh/audio2pose",
+        "aniportrait",
+        HubSource("facebook/wav2vec2-base-960h", allow_patterns=(
+            "config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin")),
+        "portrait_studio.talk.aniportrait.tiny:build_wav2vec2",
+        essential=False,
+    ),
+    Role(
+        "aniportrait_image_encoder",
+        "CLIP ViT-L/14 image encoder of sd-image-variations (AniPortrait's reference-image embedding)",
+        "aniportrait",
+        HubSource("lambdalabs/sd-image-variations-diffusers", allow_patterns=(
+            "image_encoder/config.json", "image_encoder/*.safetensors", "image_encoder/pytorch_model.bin")),
+        "portrait_studio.talk.aniportrait.tiny:build_image_encoder",
+        essential=False,
+    ),
+    Role(
+        "vae_ft_mse",
+        "Stable Diffusion VAE with the MSE-fine-tuned decoder (AniPortrait's VAE; not the file inside SD1.5)",
+        "aniportrait",
+        HubSource("stabilityai/sd-vae-ft-mse", allow_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
+        "portrait_studio.talk.aniportrait.tiny:build_vae",
+        essential=False,
+    ),
 ]
 
 ROLES: dict[str, Role] = {role.name: role for role in _ROLE_LIST}

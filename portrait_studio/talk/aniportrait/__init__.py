@@ -1,0 +1,1 @@
+"""AniPortrait: audio -> face mesh + head pose -> landmark images -> ReferenceNet/PoseGuider video diffusion."""
