@@ -28,7 +28,11 @@ def report_text(services: Services) -> str:
 
 
 def build(services: Services) -> None:
-    with gr.Accordion("About this machine", open=False, elem_id="about-machine"):
-        text = gr.Textbox(value=report_text(services), lines=14, max_lines=40, interactive=False,
+    # The report imports torch and probes the device: made when the accordion is opened, not while the first
+    # page is built (fast start).
+    with gr.Accordion("About this machine", open=False, elem_id="about-machine") as accordion:
+        text = gr.Textbox(value="Checking this machine…", lines=14, max_lines=40, interactive=False,
                           show_label=False, elem_id="about-machine-report")
-        gr.Button("Check again", size="sm").click(lambda: report_text(services), None, [text], api_name=False)
+        check = gr.Button("Check again", size="sm")
+    for event in (accordion.expand, check.click):
+        event(lambda: report_text(services), None, [text], api_name=False)

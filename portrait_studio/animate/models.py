@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 from portrait_studio.errors import MissingWeightsError
 from portrait_studio.models.locator import download_command, is_random_weights
 from portrait_studio.models.manager import ModelManager
-from portrait_studio.models.placement import placement_kept
 
 if TYPE_CHECKING:  # torch is imported where a model is built: the UI reads fast_available() without it
     import torch
@@ -301,6 +300,8 @@ def motion_pipeline(
         )
         pipe.set_progress_bar_config(disable=True)
         # video-to-video upcasts a force_upcast VAE to fp32 and only casts it back when nothing raises
+        from portrait_studio.models.placement import placement_kept  # torch
+
         with placement_kept(parts.values()):
             yield pipe
 
