@@ -7,6 +7,7 @@ both default to no-ops so library callers need not care.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol
 
 from portrait_studio.errors import CancelledError
@@ -21,16 +22,23 @@ def no_progress(fraction: float, message: str = "") -> None:
 
 
 class CancelToken:
-    """A thread-safe flag a job checks between steps (``token.raise_if_cancelled()``)."""
+    """A thread-safe flag a job checks between steps (``token.raise_if_cancelled()``).
 
-    def __init__(self) -> None:
+    With ``marker``, the file's existence also counts as cancelled: another process (ZeroGPU runs a call in
+    a worker forked from the app) cancels by creating it, since it cannot reach this object.
+    """
+
+    def __init__(self, marker: Path | None = None) -> None:
         self._event = threading.Event()
+        self.marker = marker
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
+        if not self._event.is_set() and self.marker is not None and self.marker.exists():
+            self._event.set()
         return self._event.is_set()
 
     def raise_if_cancelled(self) -> None:

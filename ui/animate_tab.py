@@ -11,6 +11,7 @@ from portrait_studio.animate.service import animate
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
+from ui import gpu_budgets
 from ui.common import (
     CancelTokens,
     call_service,
@@ -64,7 +65,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
 
-    @on_gpu(seconds=240)
+    @on_gpu(seconds=gpu_budgets.animate(services))
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
                    request: gr.Request, progress=gr.Progress()):
