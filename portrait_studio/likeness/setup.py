@@ -43,6 +43,30 @@ def pick_precision(config: TrainingConfig, device: torch.device) -> Precision:
     return Precision(torch.float16, torch.float16, True)
 
 
+def make_accelerator(config: TrainingConfig, device: torch.device, precision: Precision) -> Any:
+    """The ``Accelerator`` the loop runs through: our precision, our accumulation, the CPU when asked.
+
+    Launched with ``accelerate launch`` it picks up the process group and this process's GPU from the
+    environment; started directly it is a single process on ``device``.
+    """
+    from accelerate import Accelerator
+
+    mixed = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(precision.autocast_dtype, "no")
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=config.grad_accum,
+                       cpu=device.type == "cpu")
+
+
+def release_accelerator(accelerator: Any) -> None:
+    """Drop the accelerator's references; in a single process also its global state, so the next training
+    in this process may choose another precision (accelerate refuses to change it otherwise)."""
+    from accelerate.state import AcceleratorState
+
+    single = accelerator.num_processes == 1
+    accelerator.free_memory()
+    if single:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def use_gradient_checkpointing(config: TrainingConfig, device: torch.device) -> bool:
     if config.gradient_checkpointing == "auto":
         return device.type == "cuda"
