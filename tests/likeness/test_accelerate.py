@@ -1,26 +1,26 @@
 """Training through accelerate: the loop uses the Accelerator, and two processes train data-parallel.
 
 The two-process run uses ``torch.distributed.run`` on the CPU (gloo), which is what ``accelerate launch
---multi_gpu`` starts underneath: the same trainer, no code change.
+--multi_gpu`` starts underneath: the same command, no code change.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from portrait_studio.likeness import setup as likeness_setup
 from portrait_studio.likeness.trainer import train_lora
+from portrait_studio.registry import LoraRegistry
 from tests.conftest import REPO
-from tests.likeness.helpers import ConstantScorer, tiny_config, write_prepared_dataset
+from tests.likeness.helpers import ConstantScorer, photo_variants, tiny_config, write_prepared_dataset
+
+dlib_available = pytest.importorskip("portrait_studio.faces.dlib_backend").dlib_available
 
 
 @pytest.fixture(scope="module")
@@ -60,54 +60,22 @@ def test_the_loop_runs_through_the_accelerator(tiny_manager, dataset: Path, tmp_
     assert calls["backward"] == 6 and calls["steps"] == 3  # 3 optimizer steps of 2 micro-batches, synced once each
 
 
-RANK_SCRIPT = textwrap.dedent("""
-    import json, os, sys
-    from pathlib import Path
-    import torch
-    torch.set_num_threads(1)
-    from portrait_studio.config import Settings
-    from portrait_studio.models.manager import ModelManager
-    from portrait_studio.likeness.trainer import train_lora
-    from tests.likeness.helpers import ConstantScorer, tiny_config
-
-    home, dataset, job = (Path(p) for p in sys.argv[1:4])
-    manager = ModelManager(Settings(profile="tiny", home=home, offline=True))
-    seen = []
-    config = tiny_config(steps=2, checkpoint_every=2)
-    result = train_lora(manager, dataset, job, config, ConstantScorer(), on_step=lambda r: seen.append(r.loss))
-    rank = int(os.environ["RANK"])
-    Path(job, f"rank{rank}.json").write_text(json.dumps({"losses": seen, "lora": str(result.lora_file)}))
-""")
-
-
-def test_two_processes_train_data_parallel_with_no_code_change(tiny_settings, dataset: Path, tmp_path: Path) -> None:
-    from portrait_studio.models.locator import ModelLocator
-
-    ModelLocator(tiny_settings).path("base")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
-    run = subprocess.run([*command, str(script), str(home), str(dataset), str(tmp_path / "job")], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-4000:]
-    ranks = [json.loads((tmp_path / "job" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0]["losses"] != ranks[1]["losses"]  # each process drew its own micro-batches...
-    assert ranks[0]["lora"] == ranks[1]["lora"]  # ...into one job, merged once by the main process
-
-    single = train_lora(_manager(home), dataset, tmp_path / "single", tiny_config(steps=2, checkpoint_every=2),
-                        ConstantScorer())
-    parallel, alone = load_file(ranks[0]["lora"]), load_file(str(single.lora_file))
-    assert parallel.keys() == alone.keys()
-    # Averaged gradients of two different batches: not what one process alone computes.
-    assert any(not torch.equal(parallel[k], alone[k]) for k in parallel)
-
-
-def _manager(home: Path):
-    from portrait_studio.config import Settings
-    from portrait_studio.models.manager import ModelManager
-
-    return ModelManager(Settings(profile="tiny", home=home, offline=True))
+@pytest.mark.skipif(not dlib_available(), reason="dlib face models are not installed")
+def test_accelerate_launch_trains_one_job_data_parallel(job_settings, tmp_path: Path) -> None:
+    """``python -m portrait_studio train`` under a two-process launcher: one job, two training processes."""
+    photos = photo_variants(tmp_path / "photos", count=5)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PORTRAIT_STUDIO_FACE_BACKEND": "dlib"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "portrait_studio", "train", "--profile", "tiny", "--home", str(job_settings.home),
+               "--name", "Grace DP", "--steps", "2", "--resolution", "32", "--validation-steps", "1",
+               "--rank", "4", *map(str, photos)]
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    jobs = list((job_settings.jobs_dir / "local").iterdir())
+    assert len(jobs) == 1  # the main process created the job; the helper joined it
+    records = LoraRegistry(job_settings.registry_dir).list("local")
+    assert [r.name for r in records] == ["Grace DP"]  # registered once
+    main_loss = re.search(r"^step 1/2 loss (\S+)", run.stdout, re.MULTILINE)
+    helper_loss = re.search(r"^\[process 1\] step 1/2 loss (\S+)", run.stdout, re.MULTILINE)
+    assert main_loss and helper_loss, run.stdout[-3000:]
+    assert main_loss[1] != helper_loss[1]  # each process trained on its own draws (gradients are averaged)
