@@ -87,6 +87,7 @@ def animate(
         "motion_model": motion.adapter_id,
         "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
         "free_noise": req.frames > models.CONTEXT_FRAMES,
+        "split_inference": req.frames > models.CONTEXT_FRAMES,
         "random_weights": random_weights,
         "label": AI_LABEL,
     }
@@ -135,7 +136,7 @@ def _render(
         progress(_LOAD_END, "animating")
         try:
             with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, req.frames):
-                with loras_applied(pipe, loras):
+                with loras_applied(pipe, loras), models.split_inference(pipe, req.frames):
                     output = pipe(**call)
         finally:
             dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))
