@@ -21,6 +21,7 @@ BENCHES = {
     "faces": "faces_bench",
     "train": "train_bench",
     "animate": "animate_bench",
+    "long_animate": "long_animate_bench",
     "talk": "talk_bench",
 }
 

@@ -93,7 +93,29 @@ def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, pr
     _lora_params_to_fp32(unet)
     if use_gradient_checkpointing(config, device):
         unet.enable_gradient_checkpointing()
+    prepare_unet_for_training(unet, device)
     unet.train()
+    return unet
+
+
+def prepare_unet_for_training(unet: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Make each training step cheaper without changing what it computes.
+
+    - channels-last memory format: the convolutions (most of a UNet step) run in oneDNN's and cuDNN's
+      preferred layout, without a layout conversion around every layer; measured ~0.8x the step time of
+      the default layout on this CPU (see bench/train_bench.py);
+    - PyTorch's fused scaled-dot-product attention in every attention layer (diffusers' default processor
+      on torch 2, set explicitly so a model that came with another processor does not train slower);
+    - on CUDA, cuDNN's autotuner: every step has the same shapes, so the fastest kernels are found once.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    unet.to(memory_format=torch.channels_last)
+    processors = unet.attn_processors
+    if any(type(p) is not AttnProcessor2_0 for p in processors.values()):
+        unet.set_attn_processor(AttnProcessor2_0())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     return unet
 
 
@@ -137,7 +159,8 @@ def make_optimizer(groups: list[dict[str, Any]], config: TrainingConfig, device:
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(groups, weight_decay=1e-2)
-    return torch.optim.AdamW(groups, weight_decay=1e-2)
+    # One fused kernel for all LoRA matrices instead of a loop of small ops per tensor (CPU and CUDA).
+    return torch.optim.AdamW(groups, weight_decay=1e-2, fused=device.type in ("cpu", "cuda"))
 
 
 def lr_factor(config: TrainingConfig, step: int) -> float:
