@@ -5,7 +5,7 @@ size (SD1.5-shaped UNet/VAE/text encoder and a v1.5.2-shaped motion adapter, fro
 float32 on the CPU (half precision on this CPU is ~70x slower). Memory is the process's peak resident set
 during the render only: the kernel's high-water mark is reset (``/proc/self/clear_refs``) once the models
 are loaded and warm, so the one-off peak of building the motion UNet does not hide the render's.
-128 px and one denoising step keep it short on two shared cores; guidance is on, as by default, so the
+64 px and one denoising step keep it short on two shared cores; guidance is on, as by default, so the
 spatial layers would see 2 x frames images at once without split inference. Target: 64 / 16 <= 1.3.
 
     python bench/long_animate_bench.py            # LONG_ANIMATE_NO_SPLIT=1 adds 64 frames without splitting
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GB = 1 << 30
-SIZE = 128
+SIZE = 64
 TARGET = 1.3
 
 
