@@ -94,16 +94,20 @@ def blocked_paths(settings: Settings) -> list[str]:
 
 
 def preload_for_zero_gpu(services: object) -> None:
-    """On ZeroGPU, put the base model on cuda at start-up; missing weights are reported by the tabs instead."""
-    from ui.gpu import zero_gpu
+    """On ZeroGPU, put every model of every tab on cuda at start-up (never inside a billed call), and have
+    each call log how many models it still loaded; missing weights are reported by the tabs instead."""
+    from portrait_studio.preload import preload_every_tab
+    from ui.gpu import watch_model_loads, zero_gpu
 
     if not zero_gpu():
         return
-    try:
-        keys = services.manager.preload("base")  # type: ignore[attr-defined]
-        logging.getLogger("portrait_studio").info("ZeroGPU: preloaded %s", ", ".join(keys))
-    except PortraitStudioError as exc:
-        logging.getLogger("portrait_studio").warning("ZeroGPU: base model not preloaded: %s", exc)
+    manager = services.manager  # type: ignore[attr-defined]
+    report = preload_every_tab(manager)
+    logger = logging.getLogger("portrait_studio")
+    logger.info("ZeroGPU: preloaded %s", ", ".join(report.placed))
+    for group, reason in report.skipped.items():
+        logger.warning("ZeroGPU: %s not preloaded: %s", group, reason)
+    watch_model_loads(lambda: manager.cache.stats.loads)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ BENCHES = {
     "faces": "faces_bench",
     "train": "train_bench",
     "animate": ("animate_bench", "animate_face_bench"),
+    "long_animate": "long_animate_bench",
     "talk": "talk_bench",
     "startup": "startup_bench",
 }

@@ -16,7 +16,7 @@ from portrait_studio.animate.request import (
 from portrait_studio.errors import InputError
 from portrait_studio.models.roles import MOTION_LORAS
 from portrait_studio.services import Services
-from ui import limits
+from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -87,7 +87,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
 
-    @on_gpu(seconds=240)
+    @on_gpu(seconds=gpu_budgets.animate(services))
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
                    mode="sparsectrl", last_image=None, key_strength=1.0, use_reference=False, face_level=0.7,

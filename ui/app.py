@@ -32,7 +32,7 @@ def _cache_policy(services: Services) -> tuple[int, int]:
 
 def build_app(services: Services) -> gr.Blocks:
     GPU_SLOT.lease = services.lease  # model handlers share the device with training workers and the CLI
-    tokens = CancelTokens()
+    tokens = CancelTokens(services.settings.home / "cancel")  # files reach a ZeroGPU worker too
     public = services.settings.public
     with gr.Blocks(title="Portrait Studio", analytics_enabled=False, delete_cache=_cache_policy(services)) as demo:
         gr.Markdown("# Portrait Studio\nTrain your likeness, then stylize it, animate it and make it talk.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from PIL import Image
 
 from portrait_studio import faults
 from portrait_studio.errors import PortraitStudioError
-from portrait_studio.progress import CancelToken, ProgressFn
+from portrait_studio.progress import CancelTokens, ProgressFn
 from portrait_studio.services import LOCAL_OWNER, Services, owner_id
 
 log = logging.getLogger(__name__)
@@ -59,33 +58,6 @@ def progress_fn(progress: gr.Progress) -> ProgressFn:
         progress(min(max(fraction, 0.0), 1.0), desc=message or None)
 
     return report
-
-
-class CancelTokens:
-    """One live token per (session, task); the Cancel button trips it, the job stops within one step."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], CancelToken] = {}
-        self._lock = threading.Lock()
-
-    def start(self, session: str, task: str) -> CancelToken:
-        token = CancelToken()
-        with self._lock:
-            self._tokens[(session, task)] = token
-        return token
-
-    def cancel(self, session: str, task: str) -> bool:
-        with self._lock:
-            token = self._tokens.get((session, task))
-        if token is None:
-            return False
-        token.cancel()
-        return True
-
-    def finish(self, session: str, task: str, token: CancelToken) -> None:
-        with self._lock:
-            if self._tokens.get((session, task)) is token:
-                del self._tokens[(session, task)]
 
 
 def cancel_handler(tokens: CancelTokens, task: str, message: str = "Cancelling after the current step…"):

@@ -11,14 +11,23 @@ time and shows the others their place in line. The decorator adds, around the ha
 - the device lease shared with training workers and CLI commands (:mod:`portrait_studio.models.lease`):
   while a training job holds the card the request waits, and its progress line names the job and its ETA;
 - the fault-injection hook of :mod:`portrait_studio.faults` (inert unless its environment variable is set);
-- on a ZeroGPU Space, ``spaces.GPU(duration=seconds)`` so a GPU is attached for the call (a no-op elsewhere).
+- on a ZeroGPU Space, ``spaces.GPU(duration=...)`` so a GPU is attached for the call (a no-op elsewhere).
+
+On ZeroGPU (see :mod:`portrait_studio.gpu_time`): ``seconds`` is a function of the handler's own arguments,
+so each call asks for what its size needs; a request over ZeroGPU's 300 s cap is refused before it is
+scheduled, with the setting to lower; a quota refusal becomes a plain message; there is no process-wide
+lock (each call runs in its own worker on its own GPU slice, and the platform schedules them); and every
+call logs how many models it had to load (``gpu-call ... loads=N``), which must be 0 after the start-up
+preload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -66,8 +75,10 @@ class GpuSlot:
         log.info("gpu-slot start task=%s in_flight=%d", task, in_flight)
         began = time.monotonic()
         waited = 0.0
+        # On ZeroGPU each call gets its own GPU slice from the platform: no lock of ours in between.
+        device_lock = contextlib.nullcontext() if zero_gpu() else self._lock
         try:
-            with self._lock, self._device(task, args, kwargs):
+            with device_lock, self._device(task, args, kwargs):
                 waited = time.monotonic() - began
                 return fn(*args, **kwargs)
         finally:
@@ -114,11 +125,46 @@ def _task_name(fn: Callable[..., Any]) -> str:
     return module.removesuffix("_tab") or fn.__name__
 
 
-def on_gpu(seconds: int, task: str | None = None) -> Callable[[F], F]:
-    """Wrap a model-running handler (see the module doc); ``task`` defaults to the tab name (``stylize``...)."""
+QUOTA_TITLES = ("ZeroGPU quota exceeded", "ZeroGPU pending credits exceeded")
+QUOTA_TEXT = re.compile(r"exceeded your .*quota|reached its GPU limit", re.IGNORECASE)
+QUOTA_MESSAGE = (
+    "This Space's free GPU time for you is used up for now ({asked}). Sign in with a Hugging Face account "
+    "for a larger daily allowance, or try again later: the allowance comes back over a few hours."
+)
+
+# How many models the cache has loaded so far (set by app.py on ZeroGPU): a billed call should load none.
+_load_count: Callable[[], int] | None = None
+
+
+def watch_model_loads(count: Callable[[], int] | None) -> None:
+    global _load_count
+    _load_count = count
+
+
+def is_quota_refusal(exc: BaseException) -> bool:
+    """ZeroGPU's own refusal (``spaces`` raises ``gr.Error`` titled "ZeroGPU quota exceeded")."""
+    return getattr(exc, "title", None) in QUOTA_TITLES or bool(QUOTA_TEXT.search(str(exc)))
+
+
+def _quota_error(exc: BaseException, asked: int | None) -> Exception:
+    import gradio as gr
+
+    what = f"this request asked for {asked} s" if asked else "this request needs more than is left"
+    return gr.Error(QUOTA_MESSAGE.format(asked=what), title="GPU quota", print_exception=False)
+
+
+def on_gpu(seconds: int | Callable[..., int], task: str | None = None) -> Callable[[F], F]:
+    """Wrap a model-running handler (see the module doc); ``task`` defaults to the tab name (``stylize``...).
+
+    ``seconds`` is the GPU time to ask ZeroGPU for: a number, or a function of the handler's arguments
+    (it may raise ``InputError`` to refuse a request that cannot fit one call).
+    """
 
     def wrap(fn: F) -> F:
         name = task or _task_name(fn)
+
+        def budget(*args: Any, **kwargs: Any) -> int:
+            return int(seconds(*args, **kwargs)) if callable(seconds) else int(seconds)
 
         @functools.wraps(fn)
         def with_faults(*args: Any, **kwargs: Any) -> Any:
@@ -127,21 +173,37 @@ def on_gpu(seconds: int, task: str | None = None) -> Callable[[F], F]:
 
             # Runs where the model runs (inside the ZeroGPU worker on Spaces), through the same error
             # mapping as a real failure of the service.
+            loads_before = _load_count() if _load_count else None
             call_service(faults.inject, name)
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if loads_before is not None and _load_count is not None:
+                    log.info("gpu-call task=%s loads=%d", name, _load_count() - loads_before)
 
         device_fn: Callable[..., Any] = with_faults
         if zero_gpu():
             import spaces
 
-            device_fn = spaces.GPU(duration=seconds)(with_faults)
+            device_fn = spaces.GPU(duration=budget)(with_faults)
 
         @functools.wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Any:
-            return GPU_SLOT.run(name, device_fn, *args, **kwargs)
+            asked = None
+            if zero_gpu():
+                from ui.common import call_service
+
+                asked = call_service(budget, *args, **kwargs)  # refused up front when over the cap
+                log.info("zerogpu request task=%s seconds=%d", name, asked)
+            try:
+                return GPU_SLOT.run(name, device_fn, *args, **kwargs)
+            except Exception as exc:
+                if zero_gpu() and is_quota_refusal(exc):
+                    raise _quota_error(exc, asked) from exc
+                raise
 
         handler.gpu_task = name  # type: ignore[attr-defined]
-        handler.gpu_seconds = seconds  # type: ignore[attr-defined]
+        handler.gpu_seconds = budget  # type: ignore[attr-defined]
         return handler  # type: ignore[return-value]
 
     return wrap

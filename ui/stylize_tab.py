@@ -15,7 +15,7 @@ from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
 from portrait_studio.stylize.templates import list_templates, load_template
-from ui import limits
+from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -108,7 +108,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     paths_state = gr.State([])
     selected = gr.State(None)
 
-    @on_gpu(seconds=120)
+    @on_gpu(seconds=gpu_budgets.stylize(services))
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
                     template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
                     sampler_name, step_count, cfg, w, h, strength=0.7, adapter_with_lora=False,
@@ -162,7 +162,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
-    @on_gpu(seconds=120)
+    @on_gpu(seconds=60)  # two images at default settings (gpu_time: well under 60 s)
     def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
                    progress=gr.Progress()):
         owner = request_owner(services, request)
@@ -215,7 +215,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     likeness.focus(refresh_style_loras, None, [style_loras], api_name=False)
     style_loras.focus(refresh_style_loras, None, [style_loras], api_name=False)
 
-    @on_gpu(seconds=60)
+    @on_gpu(seconds=gpu_budgets.anime)
     def on_anime(image, style, mode, request: gr.Request, progress=gr.Progress()):
         if not isinstance(image, Image.Image):
             raise gr.Error("Add a photo to turn into anime.")

@@ -8,7 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from portrait_studio.services import Services
-from ui import limits
+from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
@@ -48,7 +48,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             video = gr.Video(label="Talking head", elem_id="talk-video")
             notes = gr.Markdown(elem_id="talk-notes")
 
-    @on_gpu(seconds=300)
+    @on_gpu(seconds=gpu_budgets.talk(services))
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
                 request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)

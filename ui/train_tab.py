@@ -11,6 +11,7 @@ import pandas as pd
 from portrait_studio.instant.notes import STORED_NOTE
 from portrait_studio.likeness.config import PRESETS, pick_trigger, preset_config
 from portrait_studio.services import Services
+from ui import gpu_budgets
 from ui.common import call_service, load_picture, progress_fn, request_owner
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
@@ -107,7 +108,8 @@ def build(services: Services) -> dict[str, gr.Component]:
             preview = gr.Image(label="Result", interactive=False)
     timer = gr.Timer(2.0, active=False)
 
-    @on_gpu(seconds=60, task="check_photos")  # face models run on the GPU too: same queue as every model job
+    # Face models run on the GPU too: same queue as every model job.
+    @on_gpu(seconds=gpu_budgets.check_photos, task="check_photos")
     def on_check(files, request: gr.Request, progress=gr.Progress()):
         paths = _photo_paths(files)
         if not paths:

@@ -328,6 +328,46 @@ def free_noise(pipe: Any, frames: int) -> Iterator[bool]:
         pipe.disable_free_noise()
 
 
+# Split inference: spatial layers see this many frames at a time (the 2 x frames batch of guidance otherwise),
+# motion layers this many pixels' worth of frame sequences. diffusers' defaults.
+SPLIT_FRAMES = 16
+SPLIT_PIXELS = 256
+
+
+@contextmanager
+def split_inference(pipe: Any, frames: int) -> Iterator[bool]:
+    """FreeNoise's memory saver for long clips: spatial layers run ``SPLIT_FRAMES`` frames at a time.
+
+    Without it a 64-frame clip at 512 px sends a batch of 128 images through every ResNet and attention
+    layer. diffusers wraps the UNet's layers in ``SplitInferenceModule`` and has no way back, and the motion
+    UNet is a shared cache entry: the wrappers are removed again on the way out, also after a failure.
+    Enter it *after* LoRAs are loaded (the wrappers change module paths that LoRA keys name) and leave it
+    before they are unloaded. Yields whether it is on.
+    """
+    if frames <= CONTEXT_FRAMES:
+        yield False
+        return
+    try:
+        pipe.enable_free_noise_split_inference(spatial_split_size=SPLIT_PIXELS, temporal_split_size=SPLIT_FRAMES)
+        yield True
+    finally:
+        unwrap_split_inference(pipe.unet)
+
+
+def unwrap_split_inference(module: torch.nn.Module) -> int:
+    """Put every layer that diffusers wrapped for split inference back in its place; returns how many."""
+    from diffusers.pipelines.free_noise_utils import SplitInferenceModule
+
+    restored = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            while isinstance(child, SplitInferenceModule):
+                child = child.module
+                setattr(parent, name, child)
+                restored += 1
+    return restored
+
+
 @contextmanager
 def vae_memory_savers(vae: Any, enabled: bool = True) -> Iterator[None]:
     """VAE slicing and tiling for this request, restored afterwards (the VAE is shared with Stylize)."""

@@ -107,6 +107,7 @@ def animate(
         "motion_loras": {m: manager.locator.source_description(motion_role(m)) for m, _ in req.motions},
         "free_noise": _free_noise_frames(req) > models.CONTEXT_FRAMES,
         "face_strength": face.strength if face is not None else None,
+        "split_inference": _free_noise_frames(req) > models.CONTEXT_FRAMES,
         "random_weights": random_weights,
         "label": AI_LABEL,
     }
@@ -186,7 +187,7 @@ def _render(
             with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, _free_noise_frames(req)):
                 with loras_applied(pipe, loras, fuse=should_fuse(manager)), face_adapter_for(
                     manager, pipe, face, guidance
-                ) as face_kwargs:
+                ) as face_kwargs, models.split_inference(pipe, _free_noise_frames(req)):
                     output = pipe(**call, **face_kwargs)
         finally:
             dirty = not (models.module_is_clean(pipe.unet) and models.module_is_clean(pipe.text_encoder))

@@ -18,7 +18,7 @@ LOCAL_OWNER = "local"  # the registry's single-user owner
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from portrait_studio.likeness import worker
+    from portrait_studio.likeness import launch, worker
     from portrait_studio.models.manager import ModelManager
     from portrait_studio.registry import LoraRegistry
 
@@ -41,17 +41,23 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     config = preset_config(args.preset, len(args.photos), **overrides)
     # Running the command is the consent the app asks for with a checkbox (see the help text).
     jobs = JobManager(settings, autostart=False)
-    job_id = jobs.submit(LOCAL_OWNER, args.name, [Path(p) for p in args.photos], config,
-                         consent=True, keep_photos=args.keep_photos)
-    job_dir = settings.jobs_dir / LOCAL_OWNER / job_id
-    print(f"job {job_id}: {config.preset}, {config.steps} steps at {config.resolution}px, trigger '{config.trigger}'",
-          flush=True)
+    job_id = None
+    if not launch.is_helper_process():  # under `accelerate launch` the main process creates the one job
+        job_id = jobs.submit(LOCAL_OWNER, args.name, [Path(p) for p in args.photos], config,
+                             consent=True, keep_photos=args.keep_photos)
+        print(f"job {job_id}: {config.preset}, {config.steps} steps at {config.resolution}px, "
+              f"trigger '{config.trigger}'", flush=True)
+    if launch.world_size() > 1:
+        job_id = launch.share_job_id(job_id, settings)
+    job_dir = settings.jobs_dir / LOCAL_OWNER / str(job_id)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: cancel.cancel())  # stop between two steps
     try:
         code = worker.run_job(job_dir, cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if launch.is_helper_process():
+        return code
     status = read_status(job_dir)
     if code == 130:
         raise CancelledError("Training cancelled.")

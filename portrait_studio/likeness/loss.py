@@ -39,7 +39,8 @@ def micro_batch_loss(unet: torch.nn.Module, text_encoder: torch.nn.Module | None
     autocast = (torch.autocast(device_type=device.type, dtype=precision.autocast_dtype)
                 if precision.autocast_dtype else nullcontext())
     with autocast:
-        pred = unet(noisy.to(device, dtype), timesteps.to(device), encoder_states.to(dtype)).sample
+        noisy = noisy.to(device, dtype).contiguous(memory_format=torch.channels_last)  # the UNet's layout
+        pred = unet(noisy, timesteps.to(device), encoder_states.to(dtype)).sample
     squared = F.mse_loss(pred.float(), target.to(device), reduction="none")
     if data.weights is None:
         return squared.mean()

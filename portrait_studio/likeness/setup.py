@@ -57,6 +57,30 @@ def pick_precision(config: TrainingConfig, device: torch.device, *, bf16_native:
     return Precision(torch.float16, torch.float16, True)
 
 
+def make_accelerator(config: TrainingConfig, device: torch.device, precision: Precision) -> Any:
+    """The ``Accelerator`` the loop runs through: our precision, our accumulation, the CPU when asked.
+
+    Launched with ``accelerate launch`` it picks up the process group and this process's GPU from the
+    environment; started directly it is a single process on ``device``.
+    """
+    from accelerate import Accelerator
+
+    mixed = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(precision.autocast_dtype, "no")
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=config.grad_accum,
+                       cpu=device.type == "cpu")
+
+
+def release_accelerator(accelerator: Any) -> None:
+    """Drop the accelerator's references; in a single process also its global state, so the next training
+    in this process may choose another precision (accelerate refuses to change it otherwise)."""
+    from accelerate.state import AcceleratorState
+
+    single = accelerator.num_processes == 1
+    accelerator.free_memory()
+    if single:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def use_gradient_checkpointing(config: TrainingConfig, device: torch.device) -> bool:
     if config.gradient_checkpointing == "auto":
         return device.type == "cuda"
@@ -81,7 +105,29 @@ def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, pr
     _lora_params_to_fp32(unet)
     if use_gradient_checkpointing(config, device):
         unet.enable_gradient_checkpointing()
+    prepare_unet_for_training(unet, device)
     unet.train()
+    return unet
+
+
+def prepare_unet_for_training(unet: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Make each training step cheaper without changing what it computes.
+
+    - channels-last memory format: the convolutions (most of a UNet step) run in oneDNN's and cuDNN's
+      preferred layout, without a layout conversion around every layer; measured ~0.8x the step time of
+      the default layout on this CPU (see bench/train_bench.py);
+    - PyTorch's fused scaled-dot-product attention in every attention layer (diffusers' default processor
+      on torch 2, set explicitly so a model that came with another processor does not train slower);
+    - on CUDA, cuDNN's autotuner: every step has the same shapes, so the fastest kernels are found once.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    unet.to(memory_format=torch.channels_last)
+    processors = unet.attn_processors
+    if any(type(p) is not AttnProcessor2_0 for p in processors.values()):
+        unet.set_attn_processor(AttnProcessor2_0())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     return unet
 
 
@@ -126,7 +172,8 @@ def make_optimizer(groups: list[dict[str, Any]], config: TrainingConfig, device:
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(groups, weight_decay=1e-2)
-    return torch.optim.AdamW(groups, weight_decay=1e-2)
+    # One fused kernel for all LoRA matrices instead of a loop of small ops per tensor (CPU and CUDA).
+    return torch.optim.AdamW(groups, weight_decay=1e-2, fused=device.type in ("cpu", "cuda"))
 
 
 def lr_factor(config: TrainingConfig, step: int) -> float:

@@ -1,4 +1,11 @@
-"""The LoRA training loop: precomputed latents, checkpoints with validation, resume, final merge."""
+"""The LoRA training loop: precomputed latents, checkpoints with validation, resume, final merge.
+
+The loop runs through ``accelerate``'s ``Accelerator`` (mixed precision and its gradient scaler, gradient
+accumulation, gradient sync), so ``accelerate launch`` on a machine with several GPUs trains data-parallel
+with no code change: each process draws its own micro-batches, gradients are averaged, and only the main
+process validates, writes checkpoints and merges. A single process (the app's training worker, the CLI)
+behaves exactly as before: same draws, same steps, same LoRA.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +33,10 @@ from portrait_studio.likeness.setup import (
     lora_text_encoder,
     lora_unet,
     lr_factor,
+    make_accelerator,
     make_optimizer,
     pick_precision,
+    release_accelerator,
     step_generator,
     trainable,
 )
@@ -38,6 +47,7 @@ from portrait_studio.progress import CancelToken, ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 FINAL_DIR = "final"
+PROCESS_SEED_STRIDE = 1_000_003  # data-parallel process k draws from seed + k * stride
 
 
 @dataclass
@@ -122,8 +132,12 @@ class _Trainer:
         self.checkpoints_dir = job_dir / "checkpoints"
         self.device = manager.device
         self.precision = pick_precision(config, self.device)
+        self.accelerator = make_accelerator(config, self.device, self.precision)
+        if self.accelerator.num_processes > 1:
+            self.device = self.accelerator.device  # under `accelerate launch`: this process's GPU
         self.unet: torch.nn.Module | None = None
         self.text_encoder: torch.nn.Module | None = None
+        self.training_modules: list[torch.nn.Module] = []  # as handed back by accelerator.prepare
         self.step_times: list[float] = []
         self.validation_seconds = 0.0
 
@@ -147,24 +161,29 @@ class _Trainer:
             self.unet = lora_unet(info.path, cfg, self.device, self.precision)
             if cfg.train_text_encoder:
                 self.text_encoder = lora_text_encoder(info.path, cfg, self.device, self.precision)
-            start_step, loss_ema, optimizer, scaler = self._prepare_optimizer()
+            start_step, loss_ema, optimizer = self._prepare_optimizer()
             resumed = start_step if start_step else None
             if resumed:
                 self.progress(start_step / cfg.steps, f"resuming from checkpoint at step {start_step}")
                 log.info("resuming from step %d", start_step)
-            loss_ema = self._loop(data, parts, info.path, optimizer, scaler, start_step, loss_ema)
-        result = self._finish(info, loss_ema, resumed)
+            loss_ema = self._loop(data, parts, info.path, optimizer, start_step, loss_ema)
+        result = self._finish(info, loss_ema, resumed) if self.accelerator.is_main_process else None
+        self.accelerator.wait_for_everyone()
         self.release()
-        return result
+        return result or read_final(self.job_dir)  # type: ignore[return-value]
 
     def release(self) -> None:
         self.unet = None
         self.text_encoder = None
+        self.training_modules = []
+        release_accelerator(self.accelerator)
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _prepare_optimizer(self) -> tuple[int, float, torch.optim.Optimizer, Any]:
+    def _prepare_optimizer(self) -> tuple[int, float, torch.optim.Optimizer]:
+        """The optimizer (resumed when a checkpoint exists), and the models and optimizer handed to the
+        accelerator: it wraps them for data parallelism and mixed precision (``self.training_modules``)."""
         from peft.utils import set_peft_model_state_dict
 
         cfg = self.config
@@ -173,11 +192,10 @@ class _Trainer:
             groups.append({"params": trainable(self.text_encoder), "lr": cfg.text_encoder_lr,
                            "base_lr": cfg.text_encoder_lr})
         optimizer = make_optimizer(groups, cfg, self.device)
-        scaler = torch.amp.GradScaler("cuda") if self.precision.use_grad_scaler else None
         ck.remove_stale_temps(self.checkpoints_dir)
         latest = ck.latest_resumable(self.checkpoints_dir)
         if latest is None:
-            return 0, float("nan"), optimizer, scaler
+            return 0, float("nan"), self._prepare(optimizer)
         state = ck.load_resume_state(latest.resume_state)
         if state.get("rank") != cfg.rank or bool(state.get("text_encoder_lora")) != cfg.train_text_encoder:
             raise InputError(
@@ -188,16 +206,24 @@ class _Trainer:
         if self.text_encoder is not None:
             set_peft_model_state_dict(self.text_encoder, state["text_encoder_lora"])
         optimizer.load_state_dict(state["optimizer"])
+        prepared = self._prepare(optimizer)
+        scaler = self.accelerator.scaler
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        return latest.step, float(state.get("loss_ema", float("nan"))), optimizer, scaler
+        return latest.step, float(state.get("loss_ema", float("nan"))), prepared
+
+    def _prepare(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        models = [m for m in (self.unet, self.text_encoder) if m is not None]
+        *self.training_modules, prepared = self.accelerator.prepare(*models, optimizer)
+        return prepared
 
     # ---- the loop ---------------------------------------------------------------------------------
     def _loop(self, data: LatentDataset, parts: dict[str, Any], model_path: Path,
-              optimizer: torch.optim.Optimizer, scaler: Any, start_step: int, loss_ema: float) -> float:
+              optimizer: torch.optim.Optimizer, start_step: int, loss_ema: float) -> float:
         from diffusers import DDPMScheduler
 
         cfg = self.config
+        accelerator = self.accelerator
         noise_scheduler = DDPMScheduler.from_pretrained(str(model_path), subfolder="scheduler")
         checkpoint_steps = set(cfg.checkpoint_steps())
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -206,21 +232,20 @@ class _Trainer:
             started = time.monotonic()
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(cfg, step)
-            optimizer.zero_grad(set_to_none=True)
-            generator = step_generator(cfg.seed, step)
+            # Each data-parallel process draws its own micro-batches; process 0 draws what a single one would.
+            generator = step_generator(cfg.seed + PROCESS_SEED_STRIDE * accelerator.process_index, step)
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
-                loss = self._micro_batch_loss(data, noise_scheduler, generator) / cfg.grad_accum
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-                step_loss += float(loss.detach())
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+                # accumulate(): gradients sync (and the optimizer steps) on the last micro-batch only;
+                # backward() divides the loss by the accumulation steps and scales it under fp16.
+                with accelerator.accumulate(*self.training_modules):
+                    loss = self._micro_batch_loss(data, noise_scheduler, generator)
+                    accelerator.backward(loss)
+                    step_loss += float(loss.detach()) / cfg.grad_accum
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
             loss_ema = step_loss if loss_ema != loss_ema else 0.9 * loss_ema + 0.1 * step_loss
             self.step_times.append(time.monotonic() - started)
             done = step + 1
@@ -229,12 +254,15 @@ class _Trainer:
             if self.on_step:
                 self.on_step(report)
             if done in checkpoint_steps:
-                self._checkpoint(done, parts, optimizer, scaler, loss_ema)
+                if accelerator.is_main_process:
+                    self._checkpoint(done, parts, optimizer, loss_ema)
+                accelerator.wait_for_everyone()
         return loss_ema
 
     def _micro_batch_loss(self, data: LatentDataset, noise_scheduler: Any, generator: torch.Generator) -> torch.Tensor:
-        return micro_batch_loss(self.unet, self.text_encoder, data, noise_scheduler, generator, self.config,
-                                self.device, self.precision)
+        unet, *text_encoder = self.training_modules  # as prepared: wrapped for data parallelism
+        return micro_batch_loss(unet, text_encoder[0] if text_encoder else None, data, noise_scheduler, generator,
+                                self.config, self.device, self.precision)
 
     def _eta(self, done: int) -> float | None:
         if not self.step_times:
@@ -245,7 +273,7 @@ class _Trainer:
         return sum(recent) / len(recent) * remaining + checkpoints_left * self.validation_seconds
 
     # ---- checkpoints ------------------------------------------------------------------------------
-    def _checkpoint(self, step: int, parts: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: Any,
+    def _checkpoint(self, step: int, parts: dict[str, Any], optimizer: torch.optim.Optimizer,
                     loss_ema: float) -> None:
         cfg = self.config
         started = time.monotonic()
@@ -269,7 +297,8 @@ class _Trainer:
                 "unet_lora": _lora_state(self.unet),
                 "text_encoder_lora": _lora_state(self.text_encoder) if self.text_encoder is not None else {},
                 "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
+                # The accelerator's fp16 loss scaler, so a resumed run scales as the first would have.
+                "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else {},
             }
             ck.save_resume_state(folder / ck.RESUME_STATE, state)
             return {"scores": scores, "seeds": list(cfg.validation_seeds), "loss": loss_ema,

@@ -24,6 +24,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import CancelledError, PortraitStudioError
 from portrait_studio.likeness import checkpoints as ck
 from portrait_studio.likeness.config import TrainingConfig
+from portrait_studio.likeness.launch import is_helper_process, process_rank, wait_for_dataset
 from portrait_studio.likeness.status import (
     CANCEL_FILE,
     CheckpointPoint,
@@ -105,6 +106,8 @@ def run_job(job_dir: Path, cancel: CancelToken | None = None) -> int:
     """Run the job in ``job_dir`` to a final state; return the process exit code."""
     job_dir = Path(job_dir)
     cancel = cancel or CancelToken()
+    if is_helper_process():  # under `accelerate launch`: only the main process runs the job
+        return _help_main_process(job_dir, cancel)
     job = read_job(job_dir)
     prior = read_status(job_dir)
     update_status(job_dir, state="running", pid=os.getpid(), started=prior.started or time.time(),
@@ -184,6 +187,29 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     write_json_atomic(registered, {"slug": slug})
     _free_checkpoint_weights(job_dir)
     return slug
+
+
+def _help_main_process(job_dir: Path, cancel: CancelToken) -> int:
+    """A launched helper process: join the main process's training loop on the same job, nothing else."""
+    from portrait_studio.likeness.trainer import train_lora
+    from portrait_studio.models.manager import ModelManager
+
+    job = read_job(job_dir)
+    settings = settings_from_json(job["settings"])
+    config = TrainingConfig.from_dict(job["config"])
+    rank = process_rank()
+    try:
+        dataset_dir = wait_for_dataset(job_dir, cancel)
+        train_lora(ModelManager(settings), dataset_dir, job_dir, config, load_scorer(dataset_dir, settings),
+                   cancel=cancel, role=job.get("role", "base"),
+                   on_step=lambda r: print(f"[process {rank}] step {r.step}/{r.max_steps} loss {r.loss:.4f}",
+                                           flush=True))
+    except CancelledError:
+        return 130
+    except PortraitStudioError as exc:
+        log.error("helper process %d: %s", rank, exc)
+        return 1
+    return 0
 
 
 def _reference(dataset_dir: Path) -> Path:

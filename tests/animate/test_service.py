@@ -142,6 +142,23 @@ def test_long_clip_uses_free_noise_and_restores_the_motion_unet(tiny_manager, tm
     assert "FreeNoiseTransformerBlock" not in block_types
 
 
+def test_long_clip_runs_spatial_layers_sixteen_frames_at_a_time(tiny_manager, tmp_path: Path) -> None:
+    unet_motion = models.motion_unet(tiny_manager)
+    resnet = unet_motion.down_blocks[0].resnets[0]
+    batches: list[int] = []
+    hook = resnet.register_forward_hook(lambda module, args, out: batches.append(out.shape[0]))
+    try:
+        request = AnimateRequest("a portrait", motions=[("zoom-out", 1.0)], **{**SMALL, "frames": 18})
+        result = animate(tiny_manager, request, tmp_path, name="split")
+    finally:
+        hook.remove()
+    assert result.metadata["split_inference"] is True
+    # Guidance doubles the batch: 36 images at once without split inference.
+    assert batches and max(batches) <= models.SPLIT_FRAMES
+    assert not any(type(m).__name__ == "SplitInferenceModule" for m in unet_motion.modules())  # unwrapped
+    assert models.unwrap_split_inference(unet_motion) == 0
+
+
 def test_interpolation_doubles_the_frame_rate(tiny_manager, tmp_path: Path) -> None:
     result = animate(tiny_manager, AnimateRequest("a portrait", interpolate="blend", **SMALL), tmp_path)
     info = probe_video(result.mp4_path)

@@ -80,6 +80,7 @@ def test_every_model_handler_asks_zerogpu_for_a_gpu_and_training_is_off(deploy_a
     decorated = dict(
         line.split()[1:3] for line in deploy_apps.stub_log.read_text().splitlines() if line.startswith("decorated")
     )
-    durations = {name.rsplit(".", 1)[-1]: int(seconds) for name, seconds in decorated.items()}
-    assert {"on_check", "on_generate", "on_animate", "on_talk"} <= set(durations)
-    assert durations["on_talk"] > durations["on_generate"] > durations["on_check"]  # per-task durations
+    durations = {name.rsplit(".", 1)[-1]: seconds for name, seconds in decorated.items()}
+    assert {"on_check", "on_generate", "on_animate", "on_talk", "on_anime"} <= set(durations)
+    # Each asks for what its request needs (tests/deploy/test_zerogpu.py checks the figures).
+    assert {durations[name] for name in ("on_check", "on_generate", "on_animate", "on_talk")} == {"dynamic"}

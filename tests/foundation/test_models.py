@@ -128,3 +128,30 @@ def test_preload_places_the_base_components_in_the_cache(tiny_settings) -> None:
     with manager.sd_pipeline("txt2img"):
         pass
     assert manager.cache.stats.loads == loads  # the first request found everything warm
+
+
+def test_preload_every_tab_leaves_nothing_for_a_request_to_load(tiny_settings, tmp_path) -> None:
+    """ZeroGPU start-up: after it, Animate, anime and the talk networks find every model in the cache."""
+    from PIL import Image
+
+    from portrait_studio.animate import models
+    from portrait_studio.animate.request import AnimateRequest
+    from portrait_studio.animate.service import animate
+    from portrait_studio.models.manager import ModelManager
+    from portrait_studio.preload import GROUPS, preload_every_tab
+    from portrait_studio.stylize.anime import STYLES, anime_portrait
+    from portrait_studio.talk.engine import talk_nets
+
+    manager = ModelManager(tiny_settings)
+    report = preload_every_tab(manager)
+    assert report.skipped == {} and set(GROUPS) == {"stylize", "controlnets", "animate", "anime", "talk", "faces"}
+    expected = ["base:unet", "controlnet_canny:model", "controlnet_openpose:model", models.motion_unet_key(),
+                *(f"animegan_{style}:generator" for style in STYLES), "sadtalker256:generator",
+                "sadtalker512:generator", "sadtalker:mapping_full"]
+    assert [key for key in expected if key not in manager.cache] == []
+    loads = manager.cache.stats.loads
+    animate(manager, AnimateRequest("a portrait", frames=2, steps=1, width=32, height=32, seed=1), tmp_path)
+    anime_portrait(Image.new("RGB", (64, 64)), tiny_settings, style=STYLES[-1], mode="full", size=64, manager=manager)
+    with talk_nets(manager, 512, "crop"):
+        pass
+    assert manager.cache.stats.loads == loads  # nothing was loaded inside a request

@@ -1,0 +1,121 @@
+"""Put every model a tab uses on the execution device at start-up (ZeroGPU), not inside a billed call.
+
+On a ZeroGPU Space each model call runs in a worker process forked from the main one and billed by the
+second; whatever the worker loads is lost when it ends, so a model loaded on first use would be loaded
+again, inside the bill, on every call. The hardware (an H200 slice, ~70 GB) holds everything we ship at
+once, so the main process loads and places all of it before the first visitor arrives.
+
+Each group is loaded through the same functions the services use (so the cache keys are the ones a
+request looks up). A group whose weights are missing is skipped and reported; its tab explains the same
+when someone uses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from portrait_studio.errors import PortraitStudioError
+from portrait_studio.models.manager import ModelManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreloadReport:
+    placed: list[str] = field(default_factory=list)  # cache keys (and named module-level models) placed
+    skipped: dict[str, str] = field(default_factory=dict)  # group -> why
+
+
+def _stylize(manager: ModelManager) -> list[str]:
+    return manager.preload("base")
+
+
+def _controlnets(manager: ModelManager) -> list[str]:
+    from portrait_studio.stylize.template import CONTROL_ROLES, load_controlnets
+
+    keys: list[str] = []
+    for control, roles in CONTROL_ROLES.items():
+        if len(roles) == 1:
+            keys += load_controlnets(manager, control)[0]
+    with manager.cache.use(*keys):
+        pass
+    return keys
+
+
+def _motion(manager: ModelManager) -> list[str]:
+    from portrait_studio.animate import models
+
+    adapters = [models.MOTION_ADAPTER_ROLE] + ([models.LIGHTNING_ROLE] if models.fast_available(manager) else [])
+    keys = []
+    for adapter in adapters:
+        models.motion_unet(manager, "base", adapter)
+        keys.append(models.motion_unet_key("base", adapter))
+    with manager.cache.use(*keys):
+        pass
+    return keys
+
+
+def _anime(manager: ModelManager) -> list[str]:
+    from portrait_studio.stylize.anime import STYLES, load_generator, role_for, weights_file
+
+    keys = []
+    for style in STYLES:
+        role = role_for(style)
+        path = weights_file(manager.locator.path(role))
+        key = f"{role}:generator"
+        manager.cache.get(key, lambda path=path, role=role: load_generator(path, role))
+        keys.append(key)
+    with manager.cache.use(*keys):
+        pass
+    return keys
+
+
+def _talk(manager: ModelManager) -> list[str]:
+    from portrait_studio.talk.checkpoint import MAPPING_FILES, RENDER_SIZES
+    from portrait_studio.talk.engine import talk_nets
+
+    for size in RENDER_SIZES:
+        for mode in MAPPING_FILES:
+            with talk_nets(manager, size, mode):
+                pass
+    return [f"sadtalker{size}:*" for size in RENDER_SIZES] + [f"sadtalker:mapping_{m}" for m in MAPPING_FILES]
+
+
+def _faces(manager: ModelManager) -> list[str]:
+    """Face analysis, GFPGAN and its paste-back helper (used by Train, Stylize restore and Talk enhance)."""
+    from portrait_studio.faces.backends import get_face_backend
+    from portrait_studio.faces.restore import get_restorer, restore_faces
+
+    backend = get_face_backend(manager.settings)
+    backend.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # lazy parts load on first use
+    get_restorer(manager.settings)
+    from PIL import Image
+
+    restore_faces(Image.new("RGB", (64, 64)), manager.settings, strength=1.0)  # builds the paste-back helper
+    return [f"faces:{type(backend).__name__}", "gfpgan"]
+
+
+GROUPS: dict[str, Callable[[ModelManager], list[str]]] = {
+    "stylize": _stylize,
+    "controlnets": _controlnets,
+    "animate": _motion,
+    "anime": _anime,
+    "talk": _talk,
+    "faces": _faces,
+}
+
+
+def preload_every_tab(manager: ModelManager) -> PreloadReport:
+    """Load and place every group of :data:`GROUPS`; missing weights skip a group, they do not stop the app."""
+    report = PreloadReport()
+    for group, load in GROUPS.items():
+        try:
+            report.placed += load(manager)
+        except PortraitStudioError as exc:
+            report.skipped[group] = str(exc)
+            log.warning("preload: %s skipped: %s", group, exc)
+    return report
