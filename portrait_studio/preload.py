@@ -49,11 +49,19 @@ def _controlnets(manager: ModelManager) -> list[str]:
 def _motion(manager: ModelManager) -> list[str]:
     from portrait_studio.animate import models
 
-    adapters = [models.MOTION_ADAPTER_ROLE] + ([models.LIGHTNING_ROLE] if models.fast_available(manager) else [])
+    v3 = models.v3_available(manager)
+    adapters = [models.MOTION_ADAPTER_ROLE] + ([models.V3_ROLE] if v3 else [])
+    adapters += [models.LIGHTNING_ROLE] if models.fast_available(manager) else []
     keys = []
     for adapter in adapters:
         models.motion_unet(manager, "base", adapter)
         keys.append(models.motion_unet_key("base", adapter))
+    if v3:  # portrait mode's keyframe encoder (SparseCtrl RGB), the default for a portrait
+        try:
+            models.sparse_controlnet(manager, "rgb")
+            keys.append(models.sparsectrl_key("rgb"))
+        except PortraitStudioError as exc:
+            log.warning("preload: SparseCtrl skipped: %s", exc)
     with manager.cache.use(*keys):
         pass
     return keys
