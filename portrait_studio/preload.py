@@ -37,13 +37,13 @@ def _stylize(manager: ModelManager) -> list[str]:
 def _controlnets(manager: ModelManager) -> list[str]:
     from portrait_studio.stylize.template import CONTROL_ROLES, load_controlnets
 
-    keys: list[str] = []
+    loaders: dict[str, object] = {}
     for control, roles in CONTROL_ROLES.items():
         if len(roles) == 1:
-            keys += load_controlnets(manager, control)[0]
-    with manager.cache.use(*keys):
+            loaders.update(load_controlnets(manager, control)[0])
+    with manager.cache.use(*loaders, loaders=loaders):
         pass
-    return keys
+    return list(loaders)
 
 
 def _motion(manager: ModelManager) -> list[str]:
