@@ -87,6 +87,24 @@ def use_gradient_checkpointing(config: TrainingConfig, device: torch.device) -> 
     return config.gradient_checkpointing == "on"
 
 
+def lora_size(model: torch.nn.Module, targets: list[str], config: TrainingConfig) -> dict[str, float]:
+    """``r`` and ``lora_alpha`` for ``model``: the preset's rank, capped at the smallest targeted layer's width.
+
+    A rank above a layer's input or output size adds nothing, and the registry refuses such a file as malformed
+    (no trainer writes one). SD1.5's targeted layers are at least 320 wide, so only tiny test models are
+    capped; alpha keeps its ratio to the rank, so the LoRA's scale is the preset's.
+    """
+    widths = [
+        min(getattr(m, "in_features", 0) or getattr(m, "in_channels", 0),
+            getattr(m, "out_features", 0) or getattr(m, "out_channels", 0))
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)
+        and any(name == t or name.endswith("." + t) for t in targets)
+    ]
+    rank = min([config.rank, *widths])
+    return {"r": rank, "lora_alpha": config.alpha * rank / config.rank}
+
+
 def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, precision: Precision) -> torch.nn.Module:
     """A fresh UNet from disk with a trainable LoRA on every linear layer of its transformer blocks."""
     from diffusers import UNet2DConditionModel
@@ -99,9 +117,8 @@ def lora_unet(model_path: Path, config: TrainingConfig, device: torch.device, pr
     )
     unet.requires_grad_(False)
     unet.to(device)
-    unet.add_adapter(
-        LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
-    )
+    unet.add_adapter(LoraConfig(**lora_size(unet, UNET_TARGETS, config), init_lora_weights="gaussian",
+                                target_modules=UNET_TARGETS))
     _lora_params_to_fp32(unet)
     if use_gradient_checkpointing(config, device):
         unet.enable_gradient_checkpointing()
@@ -144,9 +161,8 @@ def lora_text_encoder(
     )
     encoder.requires_grad_(False)
     encoder.to(device)
-    encoder.add_adapter(
-        LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian", target_modules=TEXT_TARGETS)
-    )
+    encoder.add_adapter(LoraConfig(**lora_size(encoder, TEXT_TARGETS, config), init_lora_weights="gaussian",
+                                   target_modules=TEXT_TARGETS))
     _lora_params_to_fp32(encoder)
     encoder.train()
     return encoder

@@ -60,6 +60,14 @@ def photos(tmp_path_factory) -> list[Path]:
     return paths
 
 
+def open_advanced(page, tab: str) -> None:
+    """Open a tab's "Advanced" accordion unless an earlier test left it open (a click would close it)."""
+    steps = page.locator(f"#{tab}-steps input[type=number]")
+    if not steps.is_visible():
+        page.locator(f"#{tab}-advanced").get_by_text("Advanced").first.click()
+    steps.wait_for(state="visible")
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -103,7 +111,7 @@ def test_instant_likeness_from_the_train_tab_then_stylize_with_it(page) -> None:
     page.locator("#stylize-likeness input").click()
     page.get_by_role("option", name="Ada — instant").click()
     page.locator("#stylize-prompt textarea").fill("studio portrait photo")
-    page.locator("#stylize-advanced").get_by_text("Advanced").first.click()
+    open_advanced(page, "stylize")
     page.locator("#stylize-steps input[type=number]").fill("2")
     page.locator("#stylize-generate").click()
     page.locator("#stylize-gallery img").first.wait_for(timeout=120_000)
@@ -132,7 +140,7 @@ def test_training_from_the_ui_lands_in_the_library(page) -> None:
 def test_stylize_generates(page) -> None:
     page.get_by_role("tab", name="Stylize").click()
     page.locator("#stylize-prompt textarea").fill("studio portrait photo")
-    page.locator("#stylize-advanced").get_by_text("Advanced").first.click()
+    open_advanced(page, "stylize")
     page.locator("#stylize-steps input[type=number]").fill("2")
     page.locator("#stylize-generate").click()
     page.locator("#stylize-gallery img").first.wait_for(timeout=120_000)
@@ -143,7 +151,7 @@ def test_stylize_generates(page) -> None:
 def test_animate_produces_a_playable_mp4(page) -> None:
     page.get_by_role("tab", name="Animate").click()
     page.locator("#animate-prompt textarea").fill("smiling portrait")
-    page.locator("#animate-advanced").get_by_text("Advanced").first.click()
+    open_advanced(page, "animate")
     page.locator("#animate-steps input[type=number]").fill("2")
     page.locator("#animate-frames input[type=number]").fill("4")
     page.locator("#animate-run").click()
