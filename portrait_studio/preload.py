@@ -16,8 +16,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from portrait_studio.errors import PortraitStudioError
 from portrait_studio.models.manager import ModelManager
 
@@ -94,17 +92,17 @@ def _talk(manager: ModelManager) -> list[str]:
 
 
 def _faces(manager: ModelManager) -> list[str]:
-    """Face analysis, GFPGAN and its paste-back helper (used by Train, Stylize restore and Talk enhance)."""
+    """Face analysis, GFPGAN and its paste-back helper (used by Train, Stylize restore and Talk enhance).
+
+    Loaded, never run: a restore pass here would cost start-up seconds per face its detector sees (a random
+    tiny detector sees faces even in a black image) and warms nothing that loading does not.
+    """
     from portrait_studio.faces.backends import get_face_backend
-    from portrait_studio.faces.restore import get_restorer, restore_faces
+    from portrait_studio.faces.restore import get_restorer, load_restore_helper
 
-    backend = get_face_backend(manager.settings)
-    backend.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # lazy parts load on first use
-    get_restorer(manager.settings)
-    from PIL import Image
-
-    restore_faces(Image.new("RGB", (64, 64)), manager.settings, strength=1.0)  # builds the paste-back helper
-    return [f"faces:{type(backend).__name__}", "gfpgan"]
+    backend = get_face_backend(manager.settings)  # both backends load their networks when made
+    restorer = get_restorer(manager.settings)
+    return [f"faces:{backend.name}", restorer.key, load_restore_helper(manager.settings)]
 
 
 GROUPS: dict[str, Callable[[ModelManager], list[str]]] = {

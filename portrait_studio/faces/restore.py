@@ -52,7 +52,12 @@ def load_gfpgan(path: Path, device: torch.device) -> torch.nn.Module:
         raise MissingWeightsError(
             GFPGAN_ROLE, str(path), download_command(GFPGAN_ROLE), "no 'params_ema' or 'params' in the file"
         )
-    model = new_gfpgan()
+    # Built without its random initialisation (~83 M parameters drawn for nothing: seconds of start-up on
+    # CPU): on the meta device (a thread-local mode), then given uninitialised storage that the strict
+    # load below overwrites in full, parameters and buffers alike.
+    with torch.device("meta"):
+        model = new_gfpgan()
+    model.to_empty(device="cpu")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -136,6 +141,14 @@ def _helper(settings: Settings, device: torch.device) -> Iterator[Any]:
         helper = parts[key].helper
         helper.clean_all()
         yield helper
+
+
+def load_restore_helper(settings: Settings) -> str:
+    """Load and place facexlib's paste-back helper without running it (ZeroGPU start-up); its cache key."""
+    device = pick_device(settings.device)
+    with _helper(settings, device):
+        pass
+    return file_key("face_restore_helper", facexlib_weights_dir(settings), device)
 
 
 def restore_faces(
