@@ -133,6 +133,19 @@ def test_restore_faces_pastes_back_and_blends(tiny_settings: Settings, grace_fac
         restore_faces(image, tiny_settings, strength=1.5)
 
 
+def test_gfpgan_built_without_random_init_holds_exactly_the_file(tiny_settings: Settings) -> None:
+    """It is built on the meta device and given uninitialised storage: every tensor must come from the file."""
+    from portrait_studio.faces.restore import GFPGAN_ROLE, load_gfpgan
+
+    path = ModelLocator(tiny_settings).path(GFPGAN_ROLE)
+    model = load_gfpgan(path, torch.device("cpu"))
+    in_file = fm.read_state_dict(path, GFPGAN_ROLE)["params_ema"]
+    loaded = model.state_dict()
+    assert loaded.keys() == in_file.keys()
+    assert all(torch.equal(loaded[key], in_file[key]) for key in in_file)
+    assert {name for name, _ in model.named_buffers()} <= loaded.keys()  # no buffer the file does not fill
+
+
 def test_restore_without_weights_is_a_missing_weights_error(tmp_path: Path) -> None:
     with pytest.raises(MissingWeightsError, match="gfpgan"):
         restore_faces(grace_hopper(), Settings(home=tmp_path, offline=True))

@@ -130,9 +130,17 @@ def test_preload_places_the_base_components_in_the_cache(tiny_settings) -> None:
     assert manager.cache.stats.loads == loads  # the first request found everything warm
 
 
-def test_preload_every_tab_leaves_nothing_for_a_request_to_load(tiny_settings, tmp_path) -> None:
+def test_preload_every_tab_leaves_nothing_for_a_request_to_load(tiny_settings, tmp_path, monkeypatch) -> None:
     """ZeroGPU start-up: after it, Animate, anime and the talk networks find every model in the cache."""
     from PIL import Image
+
+    import portrait_studio.faces.restore as restore
+    from portrait_studio.models.process_cache import process_cache
+
+    def ran(*_args, **_kwargs) -> None:
+        raise AssertionError("start-up ran a face model instead of only loading it")
+
+    monkeypatch.setattr(restore, "_restore_in", ran)  # a random detector finds faces even in a black image
 
     from portrait_studio.animate import models
     from portrait_studio.animate.request import AnimateRequest
@@ -149,6 +157,9 @@ def test_preload_every_tab_leaves_nothing_for_a_request_to_load(tiny_settings, t
                 *(f"animegan_{style}:generator" for style in STYLES), "sadtalker256:generator",
                 "sadtalker512:generator", "sadtalker:mapping_full"]
     assert [key for key in expected if key not in manager.cache] == []
+    face_keys = [key for key in report.placed if key.startswith(("gfpgan:", "face_restore_helper:"))]
+    assert len(face_keys) == 2 and all(key in process_cache(tiny_settings) for key in face_keys)
+    monkeypatch.undo()
     loads = manager.cache.stats.loads
     animate(manager, AnimateRequest("a portrait", frames=2, steps=1, width=32, height=32, seed=1), tmp_path)
     anime_portrait(Image.new("RGB", (64, 64)), tiny_settings, style=STYLES[-1], mode="full", size=64, manager=manager)
