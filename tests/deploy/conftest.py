@@ -1,4 +1,4 @@
-"""Two real apps (python app.py) on loopback, started in parallel once per session.
+"""Two real apps (python app.py) on loopback, started once per session (the public one first, then ZeroGPU).
 
 - ``public_app``: a public deployment as a share link runs it (``PORTRAIT_STUDIO_PUBLIC=1``), no password,
   a 1 MB upload cap. Visitors are told apart by the visitor cookie.
@@ -67,24 +67,28 @@ def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Setting
               "PORTRAIT_STUDIO_MAX_UPLOAD_REQUEST_MB": str(UPLOAD_REQUEST_CAP_MB)}
     public_args = ("--profile", "tiny")
     public = launch(public_home, *public_args, env_extra=common)
-    guarded = launch(
-        guarded_home, "--profile", "tiny", "--auth", f"{USER}:{PASSWORD}",
-        env_extra={**common, "SPACES_ZERO_GPU": "true", "ZEROGPU_STUB_LOG": str(stub_log),
-                   "PYTHONPATH": os.pathsep.join([str(STUB_DIR), str(REPO)]),
-                   "PORTRAIT_STUDIO_INJECT_FAULT": f"oom:stylize:1,slow:check_photos:1:{SLOW_JOB_SECONDS}",
-                   "PORTRAIT_STUDIO_QUEUE_SIZE": str(GUARDED_QUEUE_SIZE)},
-    )
+    guarded = None
     try:
-        # While both boot: the tiny models they share (a no-op when another test area built them already).
+        # While the public app boots: the tiny base model both share (a no-op when another test area built it).
         from portrait_studio.models.locator import ModelLocator
 
         ModelLocator(tiny_settings).path("base")
         wait_ready(public)
+        # Then the ZeroGPU app, whose start-up loads every tab's models: booting beside it, the public app's
+        # first page missed Gradio's own 3 s localhost check on a loaded two-core machine.
+        guarded = launch(
+            guarded_home, "--profile", "tiny", "--auth", f"{USER}:{PASSWORD}",
+            env_extra={**common, "SPACES_ZERO_GPU": "true", "ZEROGPU_STUB_LOG": str(stub_log),
+                       "PYTHONPATH": os.pathsep.join([str(STUB_DIR), str(REPO)]),
+                       "PORTRAIT_STUDIO_INJECT_FAULT": f"oom:stylize:1,slow:check_photos:1:{SLOW_JOB_SECONDS}",
+                       "PORTRAIT_STUDIO_QUEUE_SIZE": str(GUARDED_QUEUE_SIZE)},
+        )
         wait_ready(guarded)
         yield DeployApps(public, guarded, stub_log, (public_args, common))
     finally:
         stop_app(public)
-        stop_app(guarded)
+        if guarded is not None:
+            stop_app(guarded)
 
 
 @pytest.fixture(scope="session")
