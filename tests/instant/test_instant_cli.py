@@ -9,11 +9,12 @@ import pytest
 
 from portrait_studio.cli import main
 from portrait_studio.media.outputs import read_png_metadata
+from tests.conftest import share_tiny_models
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("instant_home")
+def home(tmp_path_factory: pytest.TempPathFactory, tiny_settings) -> Path:  # noqa: ANN001
+    return share_tiny_models(tmp_path_factory.mktemp("instant_home"), tiny_settings)
 
 
 def cli(home: Path, *args: str) -> int:

@@ -11,12 +11,9 @@ from tests.registry.lora_test_files import lora_tensors, write_kohya
 
 
 @pytest.fixture(scope="session")
-def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from portrait_studio.models.tiny import build_sd15
-
-    folder = tmp_path_factory.mktemp("tiny_sd15")
-    build_sd15(folder)
-    return folder
+def tiny_sd_dir(tiny_manager) -> Path:  # noqa: ANN001
+    """The session's tiny SD1.5 folder (build_sd15, built once for every area); these tests only read it."""
+    return tiny_manager.locator.path("base")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ convolutions does not agree across CPUs (a float32 run differs from the float64 
 kernels that sum in another order land elsewhere in that range). In float64 the same bound is about
 depth x terms per sum x eps = 20 x 3136 x 1.1e-16 = 7e-12 relative on outputs bounded by 1 (tanh), so
 ``GOLDEN_ATOL = 1e-9`` leaves a margin of 100x for any kernel, while one wrong operation moves the output by
-1e-3 or more (``test_one_wrong_layer_fails_the_golden_test``). Every golden test runs on three kernel paths
-(default, one thread, oneDNN off: ``tests/kernel_paths.py``).
+1e-3 or more (``test_one_wrong_layer_fails_the_golden_test``). Every golden test runs on the float64 kernel
+paths (default and one thread; oneDNN has no float64 kernels, so "oneDNN off" would repeat the default run:
+``tests/kernel_paths.py``, checked by ``tests/foundation/test_kernel_paths.py``).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def assert_matches_golden(net: AnimeGANGenerator, input_key: str, output_key: st
 
 @pytest.mark.parametrize(("input_key", "output_key", "align_corners"), GOLDEN_CASES)
 def test_same_output_as_the_reference_with_the_same_weights(input_key: str, output_key: str, align_corners: bool,
-                                                           kernel_path: str) -> None:
+                                                           float64_kernel_path: str) -> None:
     assert_matches_golden(float64_generator(align_corners), input_key, output_key)
 
 

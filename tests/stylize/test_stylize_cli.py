@@ -10,12 +10,13 @@ import pytest
 from PIL import Image
 
 from portrait_studio.cli import main
-from portrait_studio.config import settings_from_env
+from portrait_studio.config import Settings, settings_from_env
 from portrait_studio.errors import InputError
 from portrait_studio.media.outputs import read_png_metadata
 from portrait_studio.models.manager import ModelManager
 from portrait_studio.stylize.generate import GeneratedImage
 from portrait_studio.stylize.outputs import save_images, zip_outputs
+from tests.conftest import share_tiny_models
 from tests.stylize.stylize_helpers import (  # noqa: F401 - one_torch_thread is an autouse fixture
     coffee,
     grace_hopper,
@@ -25,11 +26,11 @@ from tests.stylize.stylize_helpers import (  # noqa: F401 - one_torch_thread is 
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the tiny models and one likeness, 'Grace', trained on its tiny base."""
+def home(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Settings) -> Path:
+    """A home with the session's tiny models and one likeness, 'Grace', trained on its tiny base."""
     from portrait_studio.registry import LoraRegistry
 
-    folder = tmp_path_factory.mktemp("cli_home")
+    folder = share_tiny_models(tmp_path_factory.mktemp("cli_home"), tiny_settings)
     settings = settings_from_env({}, home=folder, profile="tiny")
     manager = ModelManager(settings)
     register_likeness(LoraRegistry(settings.registry_dir), manager, folder / "files", "Grace",

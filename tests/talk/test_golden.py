@@ -12,7 +12,9 @@ difference we test is the fixture's own rounding and is the same number on every
 most 2.6e-6 of the output scale for every sub-network, 1.8e-5 for the generator's logits (magnitude ~175),
 which its sigmoid turns into at most 3.5e-4 on the image. The tolerances (1e-4, and 1e-3 for the generator)
 sit 30-40x above those, while one wrong operation moves the outputs by at least 10x the tolerance
-(``test_one_wrong_layer_fails_its_golden_test``). Each test runs on three kernel paths (``tests/kernel_paths.py``).
+(``test_one_wrong_layer_fails_its_golden_test``). Each test runs on the float64 kernel paths, default and one
+thread (``tests/kernel_paths.py``): oneDNN has no float64 kernels, so a "oneDNN off" run would repeat the default
+one operation for operation (checked by ``tests/foundation/test_kernel_paths.py``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _close(actual: torch.Tensor, expected: np.ndarray, rtol: float = 1e-4, atol:
 
 
 @torch.no_grad()
-def test_face_recon(golden: dict[str, np.ndarray], kernel_path: str) -> None:
+def test_face_recon(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     net = _loaded("face_3drecon")
     image = pattern((1, 3, 224, 224), 1) * 0.5 + 0.5
     _close(net(image), golden["recon.out"])
@@ -70,12 +72,12 @@ def _check_expression_net(net: torch.nn.Module, golden: dict[str, np.ndarray]) -
 
 
 @torch.no_grad()
-def test_expression_net(golden: dict[str, np.ndarray], kernel_path: str) -> None:
+def test_expression_net(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     _check_expression_net(_loaded("audio2exp"), golden)
 
 
 @torch.no_grad()
-def test_pose_net_parts_and_sequence(golden: dict[str, np.ndarray], kernel_path: str) -> None:
+def test_pose_net_parts_and_sequence(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     net = _loaded("audio2pose")
     emb = net.encode_audio(pattern((1, 32, 1, 80, 16), 5))
     _close(emb[:, :, :16], golden["pose.emb_slice"])
@@ -91,7 +93,7 @@ def test_pose_net_parts_and_sequence(golden: dict[str, np.ndarray], kernel_path:
 @pytest.mark.parametrize("mode,coeffs", [("crop", 70), ("full", 73)])
 @torch.no_grad()
 def test_mapping_and_keypoint_transform(
-    golden: dict[str, np.ndarray], mode: str, coeffs: int, kernel_path: str
+    golden: dict[str, np.ndarray], mode: str, coeffs: int, float64_kernel_path: str
 ) -> None:
     net = _loaded("mapping", build_mapping(CFG, mode))
     motion = net(pattern((2, coeffs, 27), 11))
@@ -106,15 +108,12 @@ def _check_keypoint_detector(net: torch.nn.Module, golden: dict[str, np.ndarray]
 
 
 @torch.no_grad()
-def test_keypoint_detector(golden: dict[str, np.ndarray], kernel_path: str) -> None:
+def test_keypoint_detector(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     _check_keypoint_detector(_loaded("kp_extractor"), golden)
 
 
-# oneDNN has no float64 convolutions, so for this float64 test the "no-onednn" path runs the very kernels of the
-# default one; the duplicate is left out because the generator is by far the slowest golden (~30 s a run).
-@pytest.mark.parametrize("kernel_path", ["default", "one-thread"], indirect=True)
 @torch.no_grad()
-def test_generator(golden: dict[str, np.ndarray], kernel_path: str) -> None:
+def test_generator(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     net = _loaded("generator")
     captured: dict[str, torch.Tensor] = {}
     net.decoder.conv_img.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
