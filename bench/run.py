@@ -25,7 +25,7 @@ BENCHES = {
     "faces": "faces_bench",
     "train": "train_bench",
     "animate": ("animate_bench", "animate_face_bench"),
-    "talk": "talk_bench",
+    "talk": ("talk_bench", "aniportrait_bench"),
     "startup": "startup_bench",
 }
 

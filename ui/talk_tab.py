@@ -40,12 +40,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                                                                    "aniportrait")],
                               value="sadtalker", label="Engine", elem_id="talk-engine",
                               info="AniPortrait renders with video diffusion: photorealistic, much slower")
-            with gr.Accordion("Advanced", open=False):
+            with gr.Accordion("Advanced", open=False, elem_id="talk-advanced"):
                 expression = gr.Slider(0, 3, value=1.0, step=0.1, label="Expression scale")
                 pose_style = gr.Slider(0, 45, value=0, step=1, label="Head-motion style")
                 mode = gr.Radio(["crop", "full"], value="crop", label="Output", info="the face crop, or pasted back")
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
-                steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)")
+                steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)",
+                                  elem_id="talk-steps")
             with gr.Row():
                 run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
                 stop = gr.Button("Cancel", variant="stop")

@@ -65,7 +65,7 @@ def test_head_pose_turns_and_moves_the_projection(photo_points: tuple[Image.Imag
 
 def test_mouth_offsets_open_the_drawn_mouth(photo_points: tuple[Image.Image, np.ndarray]) -> None:
     image, points = photo_points
-    size = 256
+    size = 512  # the reference's canvas size: no resize, so the region colours stay exact
     scale = np.array([size / image.width, size / image.height])
     mesh = face_mesh.reference_mesh(points * scale, size, size)
     opened = mesh.vertices.copy()
@@ -73,9 +73,12 @@ def test_mouth_offsets_open_the_drawn_mouth(photo_points: tuple[Image.Image, np.
     frames = face_mesh.project(np.stack([mesh.vertices, opened]), mesh.transform, np.zeros((2, 6)), size, size)
     closed_image, open_image = landmark_image.draw_frames(frames, size, size)
     assert closed_image.shape == (size, size, 3) and closed_image.dtype == np.uint8
-    inner_bottom_left_rgb = (30, 100, 100)
-    lowest = [np.nonzero(np.all(img == inner_bottom_left_rgb, axis=2))[0].max() for img in (closed_image, open_image)]
-    assert lowest[1] > lowest[0] + 3
+    inner_rgb = [(30, 100, 100), (200, 100, 120)]  # inner bottom-left and inner top-left runs (BGR reversed)
+
+    def lowest_inner_row(img: np.ndarray) -> int:
+        return int(np.nonzero(np.any([np.all(img == c, axis=2) for c in inner_rgb], axis=0))[0].max())
+
+    assert lowest_inner_row(open_image) > lowest_inner_row(closed_image) + 3
 
 
 def test_drawing_uses_the_reference_colours_and_skips_points_outside() -> None:
