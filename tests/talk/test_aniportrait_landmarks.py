@@ -106,3 +106,20 @@ def test_pose_smoothing_is_a_centred_moving_average() -> None:
     smoothed = speech.smooth(poses)
     assert np.allclose(smoothed[:, 0], [0, 7 / 5, 7 / 6, 1, 1, 1, 7 / 6, 7 / 5, 0])  # the window shrinks at the ends
     assert speech.frame_count(16_000) == 30 and speech.frame_count(15_999) == 29
+
+
+def test_mesh_offsets_are_added_to_the_reference_times_the_expression_scale() -> None:
+    import torch
+
+    class FixedOffsets(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the device and dtype
+
+        def forward(self, audio: torch.Tensor, frames: int) -> torch.Tensor:
+            return torch.arange(frames * 1404, dtype=torch.float32).reshape(1, frames, 1404)
+
+    reference = np.random.default_rng(0).normal(size=(468, 3))
+    out = speech.mesh_sequence(FixedOffsets(), torch.zeros(1, 1600), 3, reference, scale=0.5)
+    expected = reference[None] + 0.5 * np.arange(3 * 1404).reshape(3, 468, 3)
+    assert out.shape == (3, 468, 3) and np.allclose(out, expected)

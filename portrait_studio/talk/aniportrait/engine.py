@@ -98,12 +98,12 @@ def aniportrait_models(manager: ModelManager) -> Iterator[Loaded]:
 
 
 def landmark_frames(models: Loaded, samples: np.ndarray, points68: np.ndarray, size: int, frames: int,
-                    still: bool, style: int) -> np.ndarray:
+                    still: bool, style: int, expression_scale: float = 1.0) -> np.ndarray:
     """Speech and the crop's 68 points -> (f, size, size, 3) landmark images (the reference pipeline reads no
     landmark image of the portrait itself)."""
     mesh = face_mesh.reference_mesh(points68, size, size)
     audio = speech.normalise(samples)
-    vertices = speech.mesh_sequence(models.nets.audio2mesh, audio, frames, mesh.vertices)
+    vertices = speech.mesh_sequence(models.nets.audio2mesh, audio, frames, mesh.vertices, expression_scale)
     vertices[:, ~mesh.placed] = mesh.vertices[None, ~mesh.placed]  # undrawn vertices: keep them out of the way
     poses = np.zeros((frames, 6)) if still else speech.pose_sequence(models.nets.audio2pose, audio, frames, style)
     return landmark_image.draw_frames(face_mesh.project(vertices, mesh.transform, poses, size, size), size, size)

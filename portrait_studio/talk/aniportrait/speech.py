@@ -34,11 +34,12 @@ def normalise(samples: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mesh_sequence(model: Audio2Mesh, audio: torch.Tensor, frames: int, reference: np.ndarray) -> np.ndarray:
-    """(f, 468, 3): the reference mesh plus the predicted offsets of every frame."""
+def mesh_sequence(model: Audio2Mesh, audio: torch.Tensor, frames: int, reference: np.ndarray,
+                  scale: float = 1.0) -> np.ndarray:
+    """(f, 468, 3): the reference mesh plus the predicted offsets of every frame (times ``scale``: >1 livelier)."""
     parameter = next(model.parameters())
     offsets = model(audio.to(parameter.device, parameter.dtype), frames)[0].float().cpu().numpy()
-    return offsets.reshape(frames, -1, 3) + reference[None]
+    return offsets.reshape(frames, -1, 3) * scale + reference[None]
 
 
 def pose_chunks(frames: int, chunk: int = POSE_CHUNK_SECONDS * FPS) -> list[tuple[int, int]]:

@@ -62,7 +62,8 @@ def talk_aniportrait(
     with engine.aniportrait_models(manager) as models:
         cancel.raise_if_cancelled()
         progress(0.08, "predicting the face mesh and head motion from speech")
-        poses = engine.landmark_frames(models, samples, local, size, frames, options.still, options.pose_style)
+        poses = engine.landmark_frames(models, samples, local, size, frames, options.still, options.pose_style,
+                                       options.expression_scale)
         cancel.raise_if_cancelled()
         rendered = engine.render_clip(models, crop, poses, options.steps, options.seed or 0,
                                       scaled(progress, 0.12, 0.9), cancel)
