@@ -43,7 +43,7 @@ def test_aniportrait_engine_from_the_talk_tab_plays(page, tmp_path: Path) -> Non
     page.get_by_role("tab", name="Talk").click()
     page.locator("#talk-portrait input[type=file]").set_input_files(str(portrait))
     page.locator("#talk-audio input[type=file]").set_input_files(str(speech))
-    page.locator("#talk-engine").get_by_text("AniPortrait", exact=False).click()
+    page.locator("#talk-engine").get_by_text("AniPortrait (studio quality", exact=False).click()
     steps = page.locator("#talk-steps input[type=number]")
     if not steps.is_visible():
         page.locator("#talk-advanced").get_by_text("Advanced").first.click()

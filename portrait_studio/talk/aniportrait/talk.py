@@ -8,6 +8,7 @@ audio trimmed to exactly ``frames / 30`` seconds.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def talk_aniportrait(
     progress(0.97, "writing video")
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.temp_dir, prefix="talk-") as tmp:
-        exact = int(round(frames * speech.SAMPLE_RATE / speech.FPS))
-        wav = write_wav(samples[:exact], Path(tmp) / "speech.wav")
+        # At 30 fps a frame is 533.3 samples: round the audio up, or ffmpeg's -shortest drops the last frame.
+        covering = math.ceil(frames * speech.SAMPLE_RATE / speech.FPS)
+        wav = write_wav(samples[:covering], Path(tmp) / "speech.wav")
         stream_mp4(video_frames, Path(out_path), speech.FPS, audio_path=wav)
     return frames, models.random_weights
