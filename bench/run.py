@@ -26,7 +26,7 @@ BENCHES = {
     "train": "train_bench",
     "animate": ("animate_bench", "animate_face_bench"),
     "long_animate": "long_animate_bench",
-    "talk": "talk_bench",
+    "talk": ("talk_bench", "aniportrait_bench"),
     "startup": "startup_bench",
 }
 

@@ -91,6 +91,15 @@ def _talk(manager: ModelManager) -> list[str]:
     return [f"sadtalker{size}:*" for size in RENDER_SIZES] + [f"sadtalker:mapping_{m}" for m in MAPPING_FILES]
 
 
+def _aniportrait(manager: ModelManager) -> list[str]:
+    """Talk's second engine: its denoising nets, the ft-MSE VAE and the image encoder."""
+    from portrait_studio.talk.aniportrait.engine import ENCODER_KEY, NETS_KEY, VAE_KEY, aniportrait_models
+
+    with aniportrait_models(manager):
+        pass
+    return [NETS_KEY, VAE_KEY, ENCODER_KEY]
+
+
 def _faces(manager: ModelManager) -> list[str]:
     """Face analysis, GFPGAN and its paste-back helper (used by Train, Stylize restore and Talk enhance).
 
@@ -111,6 +120,7 @@ GROUPS: dict[str, Callable[[ModelManager], list[str]]] = {
     "animate": _motion,
     "anime": _anime,
     "talk": _talk,
+    "aniportrait": _aniportrait,
     "faces": _faces,
 }
 

@@ -36,11 +36,17 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             with gr.Row():
                 still = gr.Checkbox(label="Still head (lips and expression only)", value=False)
                 enhance = gr.Checkbox(label="Enhance face (GFPGAN)", value=False)
-            with gr.Accordion("Advanced", open=False):
+            engine = gr.Radio([("SadTalker (fast)", "sadtalker"), ("AniPortrait (studio quality, large GPU)",
+                                                                   "aniportrait")],
+                              value="sadtalker", label="Engine", elem_id="talk-engine",
+                              info="AniPortrait renders with video diffusion: photorealistic, much slower")
+            with gr.Accordion("Advanced", open=False, elem_id="talk-advanced"):
                 expression = gr.Slider(0, 3, value=1.0, step=0.1, label="Expression scale")
                 pose_style = gr.Slider(0, 45, value=0, step=1, label="Head-motion style")
                 mode = gr.Radio(["crop", "full"], value="crop", label="Output", info="the face crop, or pasted back")
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
+                steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)",
+                                  elem_id="talk-steps")
             with gr.Row():
                 run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
                 stop = gr.Button("Cancel", variant="stop")
@@ -49,7 +55,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="talk-notes")
 
     @on_gpu(seconds=gpu_budgets.talk(services))
-    def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
+    def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer, engine_name, n_steps,
                 request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)
         if slug:
@@ -68,7 +74,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         from portrait_studio.talk.service import TalkOptions, talk  # torch and SciPy: loaded on first use
 
         options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
-                              mode=out_mode, size=int(renderer), enhance=bool(restore))
+                              mode=out_mode, size=int(renderer), enhance=bool(restore), engine=str(engine_name),
+                              steps=int(n_steps))
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
@@ -83,7 +90,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
 
     event = run.click(
         on_talk,
-        inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size],
+        inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size, engine, steps],
         outputs=[video, notes],
         api_name="talk",
         **GPU_QUEUE,

@@ -20,7 +20,7 @@ def run_talk(args: argparse.Namespace, settings: Settings) -> int:
     portrait = load_image(Path(args.portrait), max_pixels=settings.max_image_pixels).image
     options = TalkOptions(
         still=args.still, enhance=args.enhance, size=args.size, mode=args.mode, pose_style=args.pose_style,
-        expression_scale=args.expression_scale, seed=args.seed,
+        expression_scale=args.expression_scale, seed=args.seed, engine=args.engine, steps=args.steps,
     )
     result = talk(portrait, Path(args.audio), out, settings, options, progress=print_progress)
     print()
@@ -45,3 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pose-style", type=int, default=0, help="head-motion style, 0-45")
     parser.add_argument("--expression-scale", type=float, default=1.0, help="exaggerate (>1) or calm (<1) expressions")
     parser.add_argument("--seed", type=int, default=0, help="seed for head motion and blinks")
+    parser.add_argument("--engine", choices=("sadtalker", "aniportrait"), default="sadtalker",
+                        help="sadtalker: fast 3D-coefficient warping (default); aniportrait: video diffusion, "
+                             "photorealistic, needs a large GPU (see `doctor`)")
+    parser.add_argument("--steps", type=int, default=25, help="aniportrait: denoising steps")

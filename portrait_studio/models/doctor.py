@@ -90,6 +90,7 @@ class DoctorReport:
             "machine": asdict(self.machine),
             "roles": [asdict(s) for s in self.roles],
             "smoke": self.smoke,
+            "talk_engine": asdict(talk_advice(self.machine)),
             "problems": self.problems(),
         }
 
@@ -211,6 +212,12 @@ def public_view(report: DoctorReport) -> dict:
     }
 
 
+def talk_advice(machine: MachineInfo):  # noqa: ANN201 - EngineAdvice
+    from portrait_studio.talk.engine_choice import advise
+
+    return advise(machine.device, machine.vram_gb)
+
+
 def size_text(mb: float) -> str:
     return f"{mb / 1000:.2f} GB" if mb >= 1000 else f"{mb:.0f} MB" if mb >= 1 else "< 1 MB"
 
@@ -225,6 +232,7 @@ def format_table(report: DoctorReport) -> str:
         f"device     {gpu}; runs {m.dtype}; native bf16: {'yes' if m.native_bf16 else 'no'}",
         f"ffmpeg     {m.ffmpeg or 'NOT FOUND'}",
         f"espeak-ng  {m.espeak_ng or 'not found (only the tests use it)'}",
+        f"talk       {talk_advice(m).engine} engine — {talk_advice(m).reason}",
         "",
         f"{'role':34} {'group':8} {'state':24} {'on disk':>9} {'to fetch':>9}  revision",
     ]

@@ -27,6 +27,8 @@ from portrait_studio.talk.preprocess import SourceFace, find_face, prepare_sourc
 MODES = ("crop", "full")
 SIZES = (256, 512)
 POSE_STYLES = 46
+ENGINES = ("sadtalker", "aniportrait")  # 3DMM + warping renderer (fast); audio -> face mesh -> video diffusion
+MAX_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,14 @@ class TalkOptions:
     enhance: bool = False  # GFPGAN face restoration of every frame
     seed: int | None = 0  # head motion and blinks are sampled; None = a fresh draw every time
     blink: bool = True
+    engine: str = "sadtalker"
+    steps: int = 25  # AniPortrait's denoising steps (the reference's default)
 
     def validate(self) -> TalkOptions:
+        if self.engine not in ENGINES:
+            raise InputError(f"Talk engine {self.engine!r} is not one of {', '.join(ENGINES)}.")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise InputError(f"Denoising steps {self.steps} must be between 1 and {MAX_STEPS}.")
         if self.mode not in MODES:
             raise InputError(f"Talk mode {self.mode!r} is not one of {', '.join(MODES)}.")
         if self.size not in SIZES:
@@ -77,11 +85,14 @@ def talk(
     warnings: list[str] = []
     progress(0.0, "reading audio")
     audio = decode_audio(Path(audio_path), settings.max_audio_seconds)
-    mels, frames = audio_features(audio.samples)
     cancel.raise_if_cancelled()
     manager = manager or process_manager(settings)
     if options.enhance:
         _check_enhancer(manager)
+    if options.engine == "aniportrait":
+        return _talk_aniportrait(portrait, audio.samples, Path(out_path), settings, options, manager, progress,
+                                 cancel)
+    mels, frames = audio_features(audio.samples)
     progress(0.03, "finding the face")
     points = find_face(portrait, settings)
     progress(0.05, "loading models")
@@ -109,6 +120,21 @@ def talk(
         stream_mp4(video_frames, out_path, FPS, audio_path=wav)
     progress(1.0, "done")
     return TalkResult(out_path, frames / FPS, frames, random_weights, warnings)
+
+
+def _talk_aniportrait(portrait: Image.Image, samples: np.ndarray, out_path: Path, settings: Settings,
+                      options: TalkOptions, manager: ModelManager, progress: ProgressFn,
+                      cancel: CancelToken) -> TalkResult:
+    from portrait_studio.talk.aniportrait.speech import FPS as ANIPORTRAIT_FPS
+    from portrait_studio.talk.aniportrait.talk import talk_aniportrait
+
+    frames, random_weights = talk_aniportrait(portrait, samples, out_path, settings, options, manager, progress,
+                                              cancel)
+    random_weights = random_weights or (options.enhance and compose.enhancer_is_random(manager))
+    warnings = ["The talk models have random weights (test profile): the video is noise, not a result."] \
+        if random_weights else []
+    progress(1.0, "done")
+    return TalkResult(out_path, frames / ANIPORTRAIT_FPS, frames, random_weights, warnings)
 
 
 def _motion_coefficients(nets: TalkNets, mels: np.ndarray, source: SourceFace, options: TalkOptions) -> np.ndarray:

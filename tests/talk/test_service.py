@@ -87,6 +87,8 @@ def test_cancel_stops_before_writing(tiny_settings: Settings, tiny_manager, grac
         (TalkOptions(mode="resize"), "Talk mode 'resize'"),
         (TalkOptions(pose_style=46), "Pose style 46"),
         (TalkOptions(expression_scale=-1), "Expression scale"),
+        (TalkOptions(engine="wav2lip"), "Talk engine 'wav2lip'"),
+        (TalkOptions(engine="aniportrait", steps=0), "Denoising steps 0"),
     ],
 )
 def test_bad_options(options: TalkOptions, match: str) -> None:

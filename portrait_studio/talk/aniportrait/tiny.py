@@ -101,10 +101,11 @@ def build_image_encoder(folder: Path, role: Role | None = None) -> None:
 
 
 def build_vae(folder: Path, role: Role | None = None) -> None:
-    """A tiny ``sd-vae-ft-mse``-format AutoencoderKL (downsampling by 8 like the real one)."""
+    """A tiny ``sd-vae-ft-mse``-format AutoencoderKL (downsampling by 8 like the real one; 8 channels wide, as
+    it decodes every frame at full size, 256 px at least)."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    AutoencoderKL(block_out_channels=(16, 16, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
-                  up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=16,
+    AutoencoderKL(block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
+                  up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=8,
                   layers_per_block=1).save_pretrained(str(folder))
