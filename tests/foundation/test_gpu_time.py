@@ -47,6 +47,7 @@ def test_default_settings_stay_within_a_minute() -> None:
         (lambda: gt.stylize_request(8, 100, 1024, 1024, template=True, control=True), "Images, Steps"),
         (lambda: gt.animate_request(64, 60, 512, 512), "Frames or Steps"),
         (lambda: gt.talk_request(60.0, 512, enhance=True, full=True), "renderer size"),
+        (lambda: gt.talk_request(10.0, 256, engine="aniportrait", steps=25), "choose SadTalker"),
     ],
 )
 def test_requests_over_the_cap_are_refused_with_the_reason_and_the_setting(make, setting) -> None:
@@ -65,3 +66,12 @@ def test_nothing_below_the_cap_is_refused_and_nothing_asks_above_it() -> None:
             except InputError:
                 continue
             assert gt.FLOOR_SECONDS <= seconds <= gt.MAX_CALL_SECONDS
+
+
+def test_aniportrait_is_priced_by_frames_times_steps() -> None:
+    # Video diffusion at 30 fps costs far more than SadTalker's warping renderer for the same speech, and
+    # its ask grows with the denoising steps; two seconds at few steps still fit one call.
+    short = gt.talk_request(2.0, 256, engine="aniportrait", steps=10).seconds
+    assert short > gt.talk_request(2.0, 256).seconds
+    assert gt.talk_request(2.0, 256, engine="aniportrait", steps=20).seconds > short
+    assert short <= gt.MAX_CALL_SECONDS
