@@ -257,3 +257,40 @@ class VisitorJobs:
             self._tokens.pop((owner, job.job_id), None)
             if self.folder is not None:
                 (self.folder / owner / f"{job.job_id}.json").unlink(missing_ok=True)
+
+
+# ---- the job this thread runs -----------------------------------------------------------------------
+# A handler runs one job in one thread; its progress callbacks and cancel token are made deep inside the
+# tab's code. They find the job here instead of every signature carrying it.
+_current = threading.local()
+
+
+class running_job:  # noqa: N801 - used as a context manager, like contextlib's
+    """``with running_job(jobs, owner, job_id):`` makes this thread's progress and cancel token the job's."""
+
+    def __init__(self, jobs: VisitorJobs, owner: str, job_id: str) -> None:
+        self.entry = (jobs, owner, job_id)
+
+    def __enter__(self) -> None:
+        self.previous = getattr(_current, "job", None)
+        _current.job = self.entry
+
+    def __exit__(self, *exc: object) -> None:
+        _current.job = self.previous
+
+
+def report_current(fraction: float, message: str = "") -> None:
+    """Progress of this thread's job, if it runs one (a no-op elsewhere: the CLI, tests, ZeroGPU workers)."""
+    entry = getattr(_current, "job", None)
+    if entry is not None:
+        jobs, owner, job_id = entry
+        jobs.report(owner, job_id, fraction, message)
+
+
+def current_token() -> CancelToken | None:
+    """The cancel token of this thread's job (None outside one)."""
+    entry = getattr(_current, "job", None)
+    if entry is None:
+        return None
+    jobs, owner, job_id = entry
+    return jobs.token(owner, job_id)

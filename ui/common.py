@@ -16,6 +16,7 @@ from portrait_studio import faults
 from portrait_studio.errors import PortraitStudioError
 from portrait_studio.progress import CancelToken, ProgressFn
 from portrait_studio.services import LOCAL_OWNER, Services, owner_id
+from portrait_studio.visitor_jobs import current_token, report_current
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +58,7 @@ def call_service(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def progress_fn(progress: gr.Progress) -> ProgressFn:
     def report(fraction: float, message: str = "") -> None:
         progress(min(max(fraction, 0.0), 1.0), desc=message or None)
+        report_current(fraction, message)  # the visitor's job record, which a reloaded page reads
 
     return report
 
@@ -69,7 +71,7 @@ class CancelTokens:
         self._lock = threading.Lock()
 
     def start(self, session: str, task: str) -> CancelToken:
-        token = CancelToken()
+        token = current_token() or CancelToken()  # inside a visitor job: its token, which any page can trip
         with self._lock:
             self._tokens[(session, task)] = token
         return token
