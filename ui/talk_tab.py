@@ -12,13 +12,13 @@ from ui import limits
 from ui.common import (
     CancelTokens,
     call_service,
-    cancel_handler,
     progress_fn,
     request_owner,
     session_key,
 )
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.job_runs import JobLine, tracked
 from ui.widgets import likeness_dropdown, notes_markdown
 
 TASK = "talk"
@@ -41,13 +41,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 pose_style = gr.Slider(0, 45, value=0, step=1, label="Head-motion style")
                 mode = gr.Radio(["crop", "full"], value="crop", label="Output", info="the face crop, or pasted back")
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
-            with gr.Row():
-                run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
-                stop = gr.Button("Cancel", variant="stop")
+            run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
+            line = JobLine(services, TASK)  # one progress bar with the phase, Cancel while it runs
         with gr.Column(scale=3):
             video = gr.Video(label="Talking head", elem_id="talk-video")
             notes = gr.Markdown(elem_id="talk-notes")
 
+    @tracked(services, TASK)
     @on_gpu(seconds=300)
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
                 request: gr.Request, progress=gr.Progress()):
@@ -81,14 +81,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         extra = [f"{result.frames} frames, {result.duration:.2f} s"]
         return str(result.video_path), notes_markdown(result.warnings, extra)
 
-    event = run.click(
-        on_talk,
+    line.attach([video, notes])
+    line.on(
+        run.click, on_talk,
         inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size],
         outputs=[video, notes],
         api_name="talk",
         **GPU_QUEUE,
     )
-
-    on_cancel = cancel_handler(tokens, TASK, "Cancelling after the current frame…")
-    stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
-    return {"portrait": portrait, "likeness": likeness}
+    return {"portrait": portrait, "likeness": likeness, "job_line": line}
