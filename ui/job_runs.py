@@ -175,7 +175,7 @@ class JobLine:
         self.services = services
         self.kind = kind
         self.outputs: list[Any] = []
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             self.status = gr.HTML("", elem_id=f"{kind}-job", padding=False)
             self.cancel = gr.Button("Cancel", variant="stop", size="sm", visible=False, scale=0, min_width=90,
                                     elem_id=f"{kind}-cancel")

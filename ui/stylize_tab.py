@@ -60,7 +60,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             )
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
-                n_images = gr.Slider(1, top.images, value=1, step=1, label="Images")
+                n_images = gr.Slider(1, top.images, value=1, step=1, label="Images", elem_id="stylize-images")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
             restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
