@@ -50,7 +50,7 @@ def test_reload_during_stylize_then_cancel_keeps_the_finished_images(page) -> No
     page.locator("#stylize-steps input[type=number]").fill("15")
     assert not page.locator("#stylize-cancel").is_visible()  # nothing runs yet: no Cancel
     page.locator("#stylize-generate").click()
-    page.locator("#stylize-cancel").wait_for(state="visible", timeout=10_000)
+    page.locator("#stylize-cancel").wait_for(state="visible", timeout=60_000)
     # The second image has started, so the first is finished: reload now, while the job runs.
     page.locator("#stylize-job").get_by_text(re.compile(r"image [2-8]/8")).wait_for(timeout=300_000)
     reload(page)
