@@ -62,7 +62,9 @@ class Services:
         # A request that ends while a training job waits for the device leaves the card empty for it.
         lease.before_training_takes_over.append(manager.unload_all)
         return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs,
-                   lease=lease, visitor_jobs=VisitorJobs(settings.home / JOB_HISTORY_DIR))
+                   lease=lease, visitor_jobs=VisitorJobs(
+                       settings.home / JOB_HISTORY_DIR,
+                       max_age=settings.cleanup_after_hours * 3600 if settings.public else None))
 
     def resume_jobs_in_background(self) -> threading.Thread:
         """Queue unfinished training jobs again in a thread of its own, so old jobs never delay the first page."""

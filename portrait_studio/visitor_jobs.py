@@ -74,10 +74,11 @@ class VisitorJob:
 class VisitorJobs:
     """Thread-safe registry of every owner's jobs; ``folder=None`` keeps them in memory only."""
 
-    def __init__(self, folder: Path | None, *, keep: int = KEEP_PER_OWNER,
+    def __init__(self, folder: Path | None, *, keep: int = KEEP_PER_OWNER, max_age: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.folder = folder
         self.keep = keep
+        self.max_age = max_age  # public apps: finished jobs are forgotten with the outputs they point to
         self.clock = clock
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, VisitorJob]] = {}  # owner -> job id -> job
@@ -216,6 +217,10 @@ class VisitorJobs:
         jobs = self._jobs.get(owner)
         if jobs is None:
             jobs = self._jobs[owner] = self._load(owner)
+        if self.max_age is not None:
+            cutoff = self.clock() - self.max_age
+            for job in [j for j in jobs.values() if j.done and (j.finished or j.created) < cutoff]:
+                self._forget(owner, job.job_id)
         return jobs
 
     def _load(self, owner: str) -> dict[str, VisitorJob]:
@@ -253,10 +258,13 @@ class VisitorJobs:
         jobs = self._jobs.get(owner, {})
         finished = sorted((j for j in jobs.values() if j.done), key=lambda j: j.created, reverse=True)
         for job in finished[max(self.keep - sum(j.active for j in jobs.values()), 0):]:
-            jobs.pop(job.job_id, None)
-            self._tokens.pop((owner, job.job_id), None)
-            if self.folder is not None:
-                (self.folder / owner / f"{job.job_id}.json").unlink(missing_ok=True)
+            self._forget(owner, job.job_id)
+
+    def _forget(self, owner: str, job_id: str) -> None:
+        self._jobs.get(owner, {}).pop(job_id, None)
+        self._tokens.pop((owner, job_id), None)
+        if self.folder is not None:
+            (self.folder / owner / f"{job_id}.json").unlink(missing_ok=True)
 
 
 # ---- the job this thread runs -----------------------------------------------------------------------

@@ -145,3 +145,16 @@ def test_a_damaged_record_is_skipped(tmp_path) -> None:
     folder.mkdir(parents=True)
     (folder / "broken.json").write_text("{not json")
     assert VisitorJobs(tmp_path / "history").list("alice") == []
+
+
+def test_a_public_app_forgets_finished_jobs_with_their_outputs(tmp_path) -> None:
+    clock = Clock()
+    jobs = VisitorJobs(tmp_path / "history", max_age=3600, clock=clock)
+    old = jobs.create("alice", "talk")
+    jobs.start("alice", old.job_id)
+    jobs.succeed("alice", old.job_id, {"outputs": ["talk.mp4"]})
+    running = jobs.create("alice", "talk")
+    jobs.start("alice", running.job_id)
+    clock.now += 7200  # two hours later: the janitor has deleted the outputs the old record points to
+    assert [j.job_id for j in jobs.list("alice")] == [running.job_id]  # a running job is never forgotten
+    assert not (tmp_path / "history" / "alice" / f"{old.job_id}.json").exists()
