@@ -64,7 +64,10 @@ def progress_fn(progress: gr.Progress) -> ProgressFn:
 
 
 class CancelTokens:
-    """One live token per (session, task); the Cancel button trips it, the job stops within one step."""
+    """One live token per (session, task); the time budget trips it, the job stops within one step.
+
+    Inside a visitor job (ui.job_runs) the token is the job's own, so Cancel from any page of the visitor trips
+    the same token."""
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -88,16 +91,6 @@ class CancelTokens:
         with self._lock:
             if self._tokens.get((session, task)) is token:
                 del self._tokens[(session, task)]
-
-
-def cancel_handler(tokens: CancelTokens, task: str, message: str = "Cancelling after the current step…"):
-    """The Cancel button's handler: trips this session's token for ``task`` (the job stops within one step)."""
-
-    def on_cancel(request: gr.Request) -> None:
-        if tokens.cancel(session_key(request), task):
-            gr.Info(message)
-
-    return on_cancel
 
 
 def session_key(request: gr.Request | None) -> str:

@@ -52,7 +52,7 @@ def test_reload_during_stylize_then_cancel_keeps_the_finished_images(page) -> No
     page.locator("#stylize-generate").click()
     page.locator("#stylize-cancel").wait_for(state="visible", timeout=60_000)
     # The second image has started, so the first is finished: reload now, while the job runs.
-    page.locator("#stylize-job").get_by_text(re.compile(r"image [2-8]/8")).wait_for(timeout=300_000)
+    page.locator("#stylize-job").get_by_text(re.compile(r"image [2-8]/8")).wait_for(timeout=600_000)
     reload(page)
     page.get_by_role("tab", name="Stylize").click()
     line = page.locator("#stylize-job")
@@ -61,13 +61,13 @@ def test_reload_during_stylize_then_cancel_keeps_the_finished_images(page) -> No
     assert re.search(r"image \d/8", line.inner_text())
     shot(page, "jobs-stylize-after-reload")
     page.locator("#stylize-cancel").click()
-    line.get_by_text("cancelled", exact=False).wait_for(timeout=120_000)
+    line.get_by_text("cancelled", exact=False).wait_for(timeout=300_000)
     assert "finished before the cancel are kept" in line.inner_text()
     page.locator("#stylize-gallery img").first.wait_for(timeout=30_000)  # the finished images came back
     kept = page.locator("#stylize-gallery img").count()
     assert 1 <= kept < 8
     assert "Cancelled after" in page.locator("#stylize-notes").inner_text()
-    page.locator("#stylize-cancel").wait_for(state="hidden", timeout=10_000)
+    page.locator("#stylize-cancel").wait_for(state="hidden", timeout=30_000)
     shot(page, "jobs-stylize-cancelled")
 
 
@@ -96,13 +96,13 @@ def test_reload_during_training_then_cancel_from_the_reloaded_page(page, photos)
     page.locator("#train-consent input[type=checkbox]").check()
     page.locator("#train-start").click()
     status = page.locator("#train-status")
-    status.get_by_text(re.compile(r"running · step [1-9]")).wait_for(timeout=300_000)
+    status.get_by_text(re.compile(r"running · step [1-9]")).wait_for(timeout=600_000)
     reload(page)
     page.get_by_role("tab", name="Train Likeness").click()
     status.get_by_text("Reloaded", exact=False).wait_for(timeout=30_000)  # not "No training job yet."
     assert re.search(r"(running|queued).*step \d+/1000", status.inner_text())
     page.locator("#train-cancel").click()
-    status.get_by_text("cancelled", exact=False).wait_for(timeout=120_000)  # the page follows: no freeze
+    status.get_by_text("cancelled", exact=False).wait_for(timeout=300_000)  # the page follows: no freeze
     page.locator("#train-cancel").wait_for(state="hidden", timeout=15_000)
     shot(page, "jobs-training-cancelled")
 
