@@ -154,7 +154,7 @@ def status_html(job: VisitorJob | None, note: str = "") -> str:
         state = "cancelled — the images finished before the cancel are kept"
     parts = [f"<b>{title}</b>", html.escape(state)]
     message = job.error or job.message
-    if message and message not in ("done", "failed") and message != state:
+    if message and message not in ("done", "failed") and message != state and not job.partial:
         parts.append(html.escape(message))
     if note:
         parts.append(html.escape(note))
