@@ -56,12 +56,12 @@ def test_reload_during_stylize_then_cancel_keeps_the_finished_images(page) -> No
     reload(page)
     page.get_by_role("tab", name="Stylize").click()
     line = page.locator("#stylize-job")
-    line.get_by_text("running", exact=False).wait_for(timeout=30_000)  # the reloaded page found the job
+    line.get_by_text("running", exact=False).first.wait_for(timeout=30_000)  # the reloaded page found the job
     assert line.locator("progress").count() == 1  # one bar for the job, with its phase
     assert re.search(r"image \d/8", line.inner_text())
     shot(page, "jobs-stylize-after-reload")
     page.locator("#stylize-cancel").click()
-    line.get_by_text("cancelled", exact=False).wait_for(timeout=300_000)
+    line.get_by_text("cancelled", exact=False).first.wait_for(timeout=300_000)
     assert "finished before the cancel are kept" in line.inner_text()
     page.locator("#stylize-gallery img").first.wait_for(timeout=30_000)  # the finished images came back
     kept = page.locator("#stylize-gallery img").count()
@@ -99,10 +99,10 @@ def test_reload_during_training_then_cancel_from_the_reloaded_page(page, photos)
     status.get_by_text(re.compile(r"running · step [1-9]")).wait_for(timeout=600_000)
     reload(page)
     page.get_by_role("tab", name="Train Likeness").click()
-    status.get_by_text("Reloaded", exact=False).wait_for(timeout=30_000)  # not "No training job yet."
+    status.get_by_text("Reloaded", exact=False).first.wait_for(timeout=30_000)  # not "No training job yet."
     assert re.search(r"(running|queued).*step \d+/1000", status.inner_text())
     page.locator("#train-cancel").click()
-    status.get_by_text("cancelled", exact=False).wait_for(timeout=300_000)  # the page follows: no freeze
+    status.get_by_text("cancelled", exact=False).first.wait_for(timeout=300_000)  # the page follows: no freeze
     page.locator("#train-cancel").wait_for(state="hidden", timeout=15_000)
     shot(page, "jobs-training-cancelled")
 
@@ -111,7 +111,7 @@ def test_the_jobs_panel_lists_this_visitors_jobs(page) -> None:
     reload(page)
     page.locator("#jobs-panel").get_by_text("Your jobs").first.click()
     table = page.locator("#jobs-table")
-    table.get_by_text("Training: Reloaded", exact=False).wait_for(timeout=30_000)
+    table.get_by_text("Training: Reloaded", exact=False).first.wait_for(timeout=30_000)
     text = table.inner_text()
     assert "Stylize" in text and "cancelled" in text and "Photo check" in text
     page.locator("#jobs-panel").scroll_into_view_if_needed()
