@@ -39,7 +39,8 @@ class Row:
 def job_rows(services: Services, owner: str) -> list[Row]:
     """The visitor's jobs of both kinds, newest first."""
     rows = [Row(JOB_PREFIX + j.job_id, TITLES.get(j.kind, j.kind), j.title, j.state, j.fraction,
-                j.error or j.message, j.created, j.active) for j in services.visitor_jobs.list(owner)]
+                j.error or ("" if j.message in ("done", "failed") else j.message), j.created, j.active)
+            for j in services.visitor_jobs.list(owner)]
     for status in services.jobs.list(owner):
         message = status.error or status.message
         if status.queue_position:
