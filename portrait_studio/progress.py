@@ -29,16 +29,19 @@ class CancelToken:
     a worker forked from the app) cancels by creating it, since it cannot reach this object.
     """
 
-    def __init__(self, marker: Path | None = None) -> None:
+    def __init__(self, marker: Path | None = None, linked: CancelToken | None = None) -> None:
         self._event = threading.Event()
         self.marker = marker
+        self.linked = linked  # a token whose cancel also cancels this one (a visitor job's own token)
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
-        if not self._event.is_set() and self.marker is not None and self.marker.exists():
+        if not self._event.is_set() and (
+            (self.marker is not None and self.marker.exists()) or (self.linked is not None and self.linked.cancelled)
+        ):
             self._event.set()
         return self._event.is_set()
 
@@ -67,13 +70,13 @@ class CancelTokens:
     def _marker(self, session: str, task: str, kind: str) -> Path | None:
         return self.marker_dir / f"{self.job_id(session, task)}.{kind}" if self.marker_dir else None
 
-    def start(self, session: str, task: str) -> CancelToken:
+    def start(self, session: str, task: str, linked: CancelToken | None = None) -> CancelToken:
         cancel_marker = self._marker(session, task, "cancel")
         if cancel_marker is not None:
             cancel_marker.parent.mkdir(parents=True, exist_ok=True)
             cancel_marker.unlink(missing_ok=True)  # a Cancel meant for an earlier run
             self._marker(session, task, "running").touch()  # type: ignore[union-attr]
-        token = CancelToken(cancel_marker)
+        token = CancelToken(cancel_marker, linked)
         with self._lock:
             self._tokens[(session, task)] = token
         return token

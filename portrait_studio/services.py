@@ -18,9 +18,11 @@ from portrait_studio.models.lease import DeviceLease
 from portrait_studio.models.manager import ModelManager
 from portrait_studio.models.process_cache import process_manager
 from portrait_studio.registry import LoraRecord, LoraRegistry, base_shapes_from_model_dir
+from portrait_studio.visitor_jobs import VisitorJobs
 
 log = logging.getLogger(__name__)
 LOCAL_OWNER = "local"
+JOB_HISTORY_DIR = "job-history"  # <home>/job-history/<owner>/<job>.json (portrait_studio.visitor_jobs)
 _OWNER_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
@@ -41,6 +43,7 @@ class Services:
     jobs: JobManager
     lease: DeviceLease | None = None  # the device lease model handlers take (ui/gpu.py)
     started: float = field(default_factory=time.time)
+    visitor_jobs: VisitorJobs = field(default_factory=lambda: VisitorJobs(None))  # model jobs per visitor
 
     @classmethod
     def create(cls, settings: Settings, *, resume_jobs: bool = True) -> Services:
@@ -59,7 +62,9 @@ class Services:
         # A request that ends while a training job waits for the device leaves the card empty for it.
         lease.before_training_takes_over.append(manager.unload_all)
         return cls(settings=settings, manager=manager, registry=LoraRegistry(settings.registry_dir), jobs=jobs,
-                   lease=lease)
+                   lease=lease, visitor_jobs=VisitorJobs(
+                       settings.home / JOB_HISTORY_DIR,
+                       max_age=settings.cleanup_after_hours * 3600 if settings.public else None))
 
     def resume_jobs_in_background(self) -> threading.Thread:
         """Queue unfinished training jobs again in a thread of its own, so old jobs never delay the first page."""

@@ -20,13 +20,13 @@ from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
-    cancel_handler,
     progress_fn,
     request_owner,
     session_key,
 )
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.job_runs import JobLine, tracked
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
 TASK = "animate"
@@ -77,9 +77,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                                    interactive=fast_available(services.manager),
                                    info=None if fast_available(services.manager) else
                                    "needs: python -m portrait_studio download --roles animatediff_lightning")
-            with gr.Row():
-                run = gr.Button("Animate", variant="primary", elem_id="animate-run")
-                stop = gr.Button("Cancel", variant="stop")
+            run = gr.Button("Animate", variant="primary", elem_id="animate-run")
+            line = JobLine(services, TASK, tokens)  # one progress bar with the phase, Cancel while it runs
         with gr.Column(scale=3):
             video = gr.Video(label="MP4", elem_id="animate-video", autoplay=True, loop=True)
             gif = gr.Image(label="GIF", type="filepath", interactive=False, elem_id="animate-gif")
@@ -87,6 +86,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
 
+    @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.animate(services))
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
@@ -140,15 +140,16 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         return str(result.mp4_path), str(result.gif_path), str(result.frames_zip), notes_markdown(result.warnings,
                                                                                                    extra)
 
-    event = run.click(
-        on_animate,
+    results = [video, gif, frames_zip, notes]
+    line.attach(results)
+    line.on(
+        run.click, on_animate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, init_image, strength, motions, motion_weight,
                 frames, fps, steps, guidance, seed, interpolate_mode, fast,
                 portrait_mode, end_image, keyframe_strength, from_reference, face_strength],
-        outputs=[video, gif, frames_zip, notes],
+        outputs=results,
         api_name="animate",
         **GPU_QUEUE,
     )
-
-    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
-    return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk}
+    return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk,
+            "job_line": line}

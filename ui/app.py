@@ -7,7 +7,7 @@ import os
 import gradio as gr
 
 from portrait_studio.services import Services
-from ui import about, animate_tab, library_tab, stylize_tab, talk_tab, train_tab
+from ui import about, animate_tab, jobs_panel, library_tab, stylize_tab, talk_tab, train_tab
 from ui.common import TINY_BANNER, CancelTokens
 from ui.gpu import GPU_SLOT, check_gpu_events
 from ui.widgets import refresh_likenesses
@@ -54,6 +54,7 @@ def build_app(services: Services) -> gr.Blocks:
                 talk = talk_tab.build(services, tokens)
             with gr.Tab("Library", id="library") as library_page:
                 library = library_tab.build(services)
+        jobs_panel.build(services)  # every job of this visitor, also after a reload; Cancel for any
         about.build(services)
 
         refresh = refresh_likenesses(services)

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import gradio as gr
 from PIL import Image
 
-from portrait_studio import faults
+from portrait_studio import faults, progress
 from portrait_studio.errors import PortraitStudioError
-from portrait_studio.progress import CancelTokens, ProgressFn
+from portrait_studio.progress import CancelToken, ProgressFn
 from portrait_studio.services import LOCAL_OWNER, Services, owner_id
+from portrait_studio.visitor_jobs import current_token, report_current
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,18 +57,20 @@ def call_service(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def progress_fn(progress: gr.Progress) -> ProgressFn:
     def report(fraction: float, message: str = "") -> None:
         progress(min(max(fraction, 0.0), 1.0), desc=message or None)
+        report_current(fraction, message)  # the visitor's job record, which a reloaded page reads
 
     return report
 
 
-def cancel_handler(tokens: CancelTokens, task: str, message: str = "Cancelling after the current step…"):
-    """The Cancel button's handler: trips this session's token for ``task`` (the job stops within one step)."""
+class CancelTokens(progress.CancelTokens):
+    """One live token per (session, task); the time budget and Cancel trip it, the job stops within one step.
 
-    def on_cancel(request: gr.Request) -> None:
-        if tokens.cancel(session_key(request), task):
-            gr.Info(message)
+    Inside a visitor job (ui.job_runs) the handler's token follows the job's own token, so Cancel from any page
+    of the visitor (also after a reload) stops it; the marker files of the base class reach a ZeroGPU worker,
+    where the visitor job's in-memory token does not exist."""
 
-    return on_cancel
+    def start(self, session: str, task: str, linked: CancelToken | None = None) -> CancelToken:
+        return super().start(session, task, linked or current_token())
 
 
 def session_key(request: gr.Request | None) -> str:

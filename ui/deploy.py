@@ -224,12 +224,15 @@ class PublicGuard:
             if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
+                    body = b"".join(chunks)
                     try:
-                        event_id = json.loads(b"".join(chunks)).get("event_id")
+                        event_id = json.loads(body).get("event_id")
                     except (ValueError, AttributeError):
                         event_id = None
                     if isinstance(event_id, str):
                         self.files.add_event(visitor, event_id)
+                    # A direct (unqueued) call answers with its results: a reloaded page's restored job results.
+                    self.files.record(visitor, stream_paths(body))
             await send(message)
 
         return record

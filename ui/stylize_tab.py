@@ -19,13 +19,13 @@ from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
-    cancel_handler,
     progress_fn,
     request_owner,
     session_key,
 )
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.job_runs import JobLine, tracked
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
@@ -60,7 +60,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             )
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
-                n_images = gr.Slider(1, top.images, value=1, step=1, label="Images")
+                n_images = gr.Slider(1, top.images, value=1, step=1, label="Images", elem_id="stylize-images")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
             restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
@@ -80,9 +80,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 guidance = gr.Slider(0, 20, value=0, step=0.5, label="Guidance (0 = preset/default)")
                 width = gr.Slider(0, top.size, value=0, step=8, label="Width (0 = model default)")
                 height = gr.Slider(0, top.size, value=0, step=8, label="Height (0 = model default)")
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
-                stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
+            run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
+            line = JobLine(services, TASK, tokens)  # status, one progress bar, Cancel while it runs
             with gr.Accordion("Side by side: instant vs trained", open=False):
                 compare_with = likeness_dropdown("Compare the likeness above with", elem_id="stylize-compare-with")
                 compare = gr.Button("Side by side (same prompt and seed, both scored)", elem_id="stylize-compare")
@@ -108,6 +107,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     paths_state = gr.State([])
     selected = gr.State(None)
 
+    @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.stylize(services))
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
                     template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
@@ -152,16 +152,19 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         extra = [f"Seeds: {', '.join(str(i.seed) for i in result.images)}"]
         return items, notes_markdown(result.warnings, extra), [str(p) for p in paths], None
 
-    event = run.click(
-        on_generate,
+    results = [gallery, notes, paths_state, selected]
+    line.attach(results)
+    line.on(
+        run.click, on_generate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
                 template_upload, template_name, denoise, control, style_loras, style_weight,
                 sampler, steps, guidance, width, height, face_strength, face_with_lora],
-        outputs=[gallery, notes, paths_state, selected],
+        outputs=results,
         api_name="stylize",
         **GPU_QUEUE,
     )
 
+    @tracked(services, TASK)
     @on_gpu(seconds=60)  # two images at default settings (gpu_time: well under 60 s)
     def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
                    progress=gr.Progress()):
@@ -184,15 +187,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         extra = [f"Seed {pair[0].seed} for both; the likeness score is the same measure for both kinds."]
         return items, notes_markdown([], extra), [str(p) for p in paths], None
 
-    compare_event = compare.click(
-        on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
-        outputs=[gallery, notes, paths_state, selected], api_name="stylize_side_by_side", **GPU_QUEUE,
-    )
+    line.on(compare.click, on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
+            outputs=results, api_name="stylize_side_by_side", **GPU_QUEUE)
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
-
-    # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
-    stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False,
-               cancels=[event, compare_event])
 
     def on_select(paths: list[str], evt: gr.SelectData):
         if not paths or evt.index is None or evt.index >= len(paths):
@@ -232,4 +229,4 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     anime_run.click(on_anime, [anime_in, anime_style, anime_mode], [anime_out, anime_notes], api_name="anime",
                     **GPU_QUEUE)
     return {"likeness": likeness, "selected": selected, "send_to_animate": send_to_animate,
-            "send_to_talk": send_to_talk}
+            "send_to_talk": send_to_talk, "job_line": line}

@@ -12,13 +12,13 @@ from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
     call_service,
-    cancel_handler,
     progress_fn,
     request_owner,
     session_key,
 )
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.job_runs import JobLine, tracked
 from ui.widgets import likeness_dropdown, notes_markdown
 
 TASK = "talk"
@@ -47,13 +47,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
                 steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)",
                                   elem_id="talk-steps")
-            with gr.Row():
-                run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
-                stop = gr.Button("Cancel", variant="stop")
+            run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
+            line = JobLine(services, TASK, tokens)  # one progress bar with the phase, Cancel while it runs
         with gr.Column(scale=3):
             video = gr.Video(label="Talking head", elem_id="talk-video")
             notes = gr.Markdown(elem_id="talk-notes")
 
+    @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.talk(services))
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer, engine_name, n_steps,
                 request: gr.Request, progress=gr.Progress()):
@@ -88,14 +88,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         extra = [f"{result.frames} frames, {result.duration:.2f} s"]
         return str(result.video_path), notes_markdown(result.warnings, extra)
 
-    event = run.click(
-        on_talk,
+    line.attach([video, notes])
+    line.on(
+        run.click, on_talk,
         inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size, engine, steps],
         outputs=[video, notes],
         api_name="talk",
         **GPU_QUEUE,
     )
-
-    on_cancel = cancel_handler(tokens, TASK, "Cancelling after the current frame…")
-    stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])
-    return {"portrait": portrait, "likeness": likeness}
+    return {"portrait": portrait, "likeness": likeness, "job_line": line}

@@ -15,6 +15,7 @@ from ui import gpu_budgets
 from ui.common import call_service, load_picture, progress_fn, request_owner
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu, zero_gpu
+from ui.job_runs import JobLine, tracked
 from ui.widgets import as_text
 
 CONSENT = (
@@ -82,6 +83,7 @@ def build(services: Services) -> dict[str, gr.Component]:
             photos = gr.File(label=f"Selfies ({services.settings.min_photos}–{services.settings.max_photos} photos)",
                              file_count="multiple", file_types=["image"], elem_id="train-photos")
             check = gr.Button("Check photos", elem_id="train-check")
+            check_line = JobLine(services, "check_photos")  # the check's progress, Cancel, and result after reload
             name = gr.Textbox(label="Name of the likeness", placeholder="e.g. Ada", elem_id="train-name")
             preset = gr.Radio(list(PRESETS), value="Balanced", label="Training preset",
                               info="Quick: a first look (UNet only). Balanced: the EasyPhoto recipe (UNet and text "
@@ -93,7 +95,7 @@ def build(services: Services) -> dict[str, gr.Component]:
                 instant = gr.Button("Use now (instant)", variant="primary", elem_id="train-instant")
                 start = gr.Button("Train (better, ~20 min on a GPU)", variant="secondary", interactive=not zero_gpu(),
                                   elem_id="train-start")
-                cancel = gr.Button("Cancel training", variant="stop")
+                cancel = gr.Button("Cancel training", variant="stop", visible=False, elem_id="train-cancel")
             gr.Markdown("**Use now** makes an instant likeness in seconds with a face adapter (IP-Adapter Plus "
                         f"Face), no training. {STORED_NOTE} **Train** learns your face into a LoRA: better in "
                         "every style, but it takes a while.")
@@ -109,6 +111,7 @@ def build(services: Services) -> dict[str, gr.Component]:
     timer = gr.Timer(2.0, active=False)
 
     # Face models run on the GPU too: same queue as every model job.
+    @tracked(services, "check_photos")
     @on_gpu(seconds=gpu_budgets.check_photos, task="check_photos")
     def on_check(files, request: gr.Request, progress=gr.Progress()):
         paths = _photo_paths(files)
@@ -194,12 +197,28 @@ def build(services: Services) -> dict[str, gr.Component]:
         status = call_service(services.jobs.cancel, owner, current)
         return _status_markdown(status)
 
-    check.click(on_check, [photos], [sheet, verdicts, check_notes], api_name="check_photos", **GPU_QUEUE)
-    photos.upload(on_check, [photos], [sheet, verdicts, check_notes], api_name=False, **GPU_QUEUE)
+    def training_runs(request: gr.Request):
+        """Cancel training is shown only while one of the visitor's training jobs waits or runs."""
+        owner = request_owner(services, request)
+        return gr.Button(visible=any(not j.done for j in services.jobs.list(owner)))
+
+    check_line.attach([sheet, verdicts, check_notes])
+    check_line.on(check.click, on_check, inputs=[photos], outputs=[sheet, verdicts, check_notes],
+                  api_name="check_photos", **GPU_QUEUE)
+    check_line.on(photos.upload, on_check, inputs=[photos], outputs=[sheet, verdicts, check_notes], api_name=False,
+                  **GPU_QUEUE)
     start.click(on_start, [photos, name, preset, steps, keep, consent], [job_id, status_md, plot, timer],
-                api_name="train")
+                api_name="train").then(training_runs, None, [cancel], api_name=False, show_progress="hidden")
     instant.click(on_instant, [photos, name, consent], [status_md, preview], api_name="instant_likeness",
                   **GPU_QUEUE)
     timer.tick(on_tick, [job_id], [job_id, status_md, plot, preview, timer], api_name=False, show_progress="hidden")
-    cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training")
+    timer.tick(training_runs, None, [cancel], api_name=False, show_progress="hidden", queue=False)
+    # Then keep polling until the worker has really stopped: the page never freezes on "running".
+    cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training").then(
+        lambda: gr.Timer(active=True), None, [timer], api_name=False, show_progress="hidden")
+    root = gr.context.Context.root_block
+    if root is not None:  # a reloaded page shows the visitor's newest training job and follows it while it runs
+        root.load(on_tick, [job_id], [job_id, status_md, plot, preview, timer], api_name=False,
+                  show_progress="hidden")
+        root.load(training_runs, None, [cancel], api_name=False, show_progress="hidden", queue=False)
     return {"status": status_md, "timer": timer, "job_id": job_id, "tick": on_tick}

@@ -152,7 +152,7 @@ def _render(
     """Denoise and decode; every change to shared modules is undone before this returns or raises."""
     kind = _pipeline_kind(req)
     denoise_steps = min(int(steps * req.strength), steps) if kind == "vid2vid" else steps
-    callback = step_callback(denoise_steps, scaled(progress, _LOAD_END, _DENOISE_END), cancel, "step")
+    callback = step_callback(denoise_steps, _denoise_phases(progress), cancel, "animating, step")
     call: dict[str, Any] = dict(
         prompt=req.prompt,
         negative_prompt=req.negative_prompt or None,
@@ -182,7 +182,7 @@ def _render(
 
     dirty = False
     with models.motion_pipeline(manager, kind, base_role, req.fast, adapter_role=adapter_role) as pipe:
-        progress(_LOAD_END, "animating")
+        progress(_LOAD_END, "encoding the prompt, preparing the first step")
         try:
             with models.vae_memory_savers(pipe.vae, req.low_memory), models.free_noise(pipe, _free_noise_frames(req)):
                 with loras_applied(pipe, loras, fuse=should_fuse(manager)), face_adapter_for(
@@ -195,6 +195,19 @@ def _render(
         models.drop_motion_unet(manager, base_role, adapter_role)
         manager.cache.remove(f"{base_role}:text_encoder")
     return list(output.frames[0])
+
+
+def _denoise_phases(progress: ProgressFn) -> ProgressFn:
+    """Denoising steps fill their slice of the bar; after the last one the pipeline still decodes every frame
+    (the longest quiet stretch on a CPU), and the message says so instead of sitting on the last step."""
+    denoise = scaled(progress, _LOAD_END, _DENOISE_END)
+
+    def report(fraction: float, message: str = "") -> None:
+        denoise(fraction, message)
+        if fraction >= 1.0:
+            denoise(1.0, "decoding the frames")
+
+    return report
 
 
 def _face(manager: ModelManager, req: AnimateRequest) -> tuple[Any, bool]:

@@ -129,3 +129,4 @@ class StylizeResult:
     images: list[GeneratedImage]
     random_weights: bool
     warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False  # stopped by a cancel: ``images`` are the ones finished before it

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from portrait_studio.config import Settings
+from portrait_studio.errors import CancelledError
 from portrait_studio.models.manager import ModelInfo, ModelManager, generator_for
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress, scaled
 from portrait_studio.stylize.generate import (
@@ -69,12 +70,24 @@ def stylize(
 
     warnings: list[str] = []
     gen_progress = scaled(progress, _GEN_START, _GEN_END)
-    if prepared is not None:
-        images, extra_random = _run_template(manager, request, prepared, gen, loras, face, gen_progress, cancel)
-        if prepared.faces_found > 1:
-            warnings.append(f"The template shows {prepared.faces_found} faces; only the largest one was repainted.")
-    else:
-        images, extra_random = _run_txt2img(manager, gen, loras, face, gen_progress, cancel), False
+    finished: list[GeneratedImage] = []  # filled as each image is done: a cancel keeps these
+    cancelled = False
+    try:
+        if prepared is not None:
+            images, extra_random = _run_template(manager, request, prepared, gen, loras, face, gen_progress, cancel,
+                                                 finished)
+            if prepared.faces_found > 1:
+                warnings.append(
+                    f"The template shows {prepared.faces_found} faces; only the largest one was repainted.")
+        else:
+            images, extra_random = _run_txt2img(manager, gen, loras, face, gen_progress, cancel, finished), False
+    except CancelledError:
+        if not finished:
+            raise
+        # Mode-specific random parts (a template's ControlNet) are unknown here: mark it as the base model is.
+        images, extra_random, cancelled = list(finished), prepared is not None and info.random_weights, True
+        warnings.append(f"Cancelled after {len(images)} of {gen.n} images: the finished ones are kept; "
+                        "face restoration and ranking were skipped.")
     random_weights = (
         info.random_weights or extra_random or random_restorer or face_random
         or any(use.random_weights for use in loras) or bool(likeness and likeness.random_weights)
@@ -85,19 +98,19 @@ def stylize(
             **_describe(request, gen, info, preset, likeness, loras, item.seed, random_weights, face),
             **item.metadata,
         }
-        if request.restore > 0:
+        if request.restore > 0 and not cancelled:
             cancel.raise_if_cancelled()
             progress(_GEN_END + 0.05 * index / len(images), f"restoring faces {index + 1}/{len(images)}")
             item.image = _restore(item.image, settings, request.restore)
-    if scorer is not None:
+    if scorer is not None and not cancelled:
         progress(0.95, "ranking by likeness")
         from portrait_studio.stylize.best_of import rank
 
         images = rank(images, scorer)
-    progress(1.0, "done")
+    progress(1.0, "cancelled" if cancelled else "done")
     if random_weights:
         warnings.insert(0, RANDOM_WEIGHTS_WARNING)
-    return StylizeResult(images, random_weights, warnings)
+    return StylizeResult(images, random_weights, warnings, cancelled=cancelled)
 
 
 # ---- the two modes ------------------------------------------------------------------------------------
@@ -143,9 +156,9 @@ def _seeds(gen: GenerateRequest) -> list[int]:
 
 def _run_txt2img(
     manager: ModelManager, gen: GenerateRequest, loras: list[LoraUse], face: Any, progress: ProgressFn,
-    cancel: CancelToken,
+    cancel: CancelToken, images: list[GeneratedImage] | None = None,
 ) -> list[GeneratedImage]:
-    images = []
+    images = [] if images is None else images
     with manager.sd_pipeline("txt2img", BASE_ROLE, gen.sampler) as pipe, \
             _with_loras(manager, pipe, loras, face, gen.guidance) as face_kwargs:
         for index, seed in enumerate(_seeds(gen)):
@@ -177,12 +190,13 @@ def _run_template(
     face: Any,
     progress: ProgressFn,
     cancel: CancelToken,
+    images: list[GeneratedImage] | None = None,
 ) -> tuple[list[GeneratedImage], bool]:
     from portrait_studio.stylize import template as tpl
 
     loaders, random_controlnet = tpl.load_controlnets(manager, request.control)
     keys = list(loaders)
-    images = []
+    images = [] if images is None else images
     with manager.cache.use(*keys, loaders=loaders) as parts:
         models = [parts[key] for key in keys]
         kind = "controlnet_inpaint" if models else "inpaint"

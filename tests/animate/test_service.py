@@ -45,7 +45,9 @@ def test_text_to_animation_writes_playable_mp4_gif_and_frames(tiny_manager, tmp_
     assert metadata["seed"] == 7 and metadata["mode"] == "txt2vid" and metadata["random_weights"] is True
     assert (result.frames, result.fps, result.seed) == (4, 8, 7)
     assert result.random_weights and result.warnings[0] == RANDOM_WEIGHTS_WARNING
-    assert [m for _, m in messages if m.startswith("step")] == ["step 1/2", "step 2/2"]
+    phases = [m for _, m in messages]
+    assert [m for m in phases if "step " in m] == ["animating, step 1/2", "animating, step 2/2"]
+    assert phases.index("decoding the frames") == phases.index("animating, step 2/2") + 1  # a message per phase
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left behind"
@@ -172,7 +174,7 @@ def test_cancel_stops_within_a_step_and_writes_nothing(tiny_manager, tmp_path: P
     steps_seen: list[str] = []
 
     def progress(fraction: float, message: str = "") -> None:
-        if message.startswith("step"):
+        if message.startswith("animating, step"):
             steps_seen.append(message)
             token.cancel()
 
@@ -180,7 +182,7 @@ def test_cancel_stops_within_a_step_and_writes_nothing(tiny_manager, tmp_path: P
                              **{**SMALL, "steps": 5})
     with pytest.raises(CancelledError):
         animate(tiny_manager, request, tmp_path / "out", progress=progress, cancel=token)
-    assert steps_seen == ["step 1/5"]
+    assert steps_seen == ["animating, step 1/5"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert same_state(unet_motion, before) and models.module_is_clean(unet_motion)
     assert models.module_is_clean(tiny_manager.sd_components("base")["text_encoder"])

@@ -115,6 +115,22 @@ def test_cancel_stops_within_a_step_and_still_removes_the_loras(tiny_manager, ti
     assert_base_untouched(tiny_manager, before)
 
 
+def test_a_cancel_after_the_first_image_keeps_it_and_says_so(tiny_manager, tiny_settings, registry) -> None:  # noqa: ANN001
+    token = CancelToken()
+
+    def progress(fraction: float, message: str = "") -> None:
+        if message.startswith("image 2/3"):
+            token.cancel()  # during the second image: the first is finished
+
+    request = StylizeRequest(prompt="portrait", n=3, steps=2, seed=5)
+    result = stylize(tiny_manager, request, tiny_settings, registry, progress=progress, cancel=token)
+    assert result.cancelled and [item.seed for item in result.images] == [5]
+    assert any("Cancelled after 1 of 3 images" in w for w in result.warnings)
+    whole = stylize(tiny_manager, StylizeRequest(prompt="portrait", n=1, steps=2, seed=5), tiny_settings, registry)
+    assert np.array_equal(pixels(result.images[0].image), pixels(whole.images[0].image))  # the kept one is whole
+    assert not whole.cancelled
+
+
 def test_likeness_from_another_base_model_is_refused(tiny_manager, tiny_settings, registry) -> None:  # noqa: ANN001
     with pytest.raises(InputError) as err:
         stylize(tiny_manager, StylizeRequest(prompt="x", likeness="Elsewhere", **FAST), tiny_settings, registry)
