@@ -29,6 +29,11 @@ GUARDED_QUEUE_SIZE = 1
 UPLOAD_CAP_MB = 1
 UPLOAD_REQUEST_CAP_MB = 2  # all files of one upload request together
 SLOW_JOB_SECONDS = 8
+ZEROGPU_PRELOADED_ROLES = (  # what portrait_studio/preload.py loads on the tiny profile
+    "base", "controlnet_canny", "controlnet_openpose", "motion_adapter", "motion_adapter_v3",
+    "animatediff_lightning", "sparsectrl_rgb", "animegan_celeba_distill", "animegan_face_paint_512_v1",
+    "animegan_face_paint_512_v2", "animegan_paprika", "sadtalker", "gfpgan", "face_detection", "face_parsing",
+)
 
 
 def port_of(app: RunningApp) -> int:
@@ -69,11 +74,15 @@ def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Setting
     public = launch(public_home, *public_args, env_extra=common)
     guarded = None
     try:
-        # While the public app boots: the tiny base model both share (a no-op when another test area built it).
+        wait_ready(public)
+        # The tiny base model both share (a no-op when another test area built it), built while no app boots:
+        # Gradio gives a booting app one 3 s try at its own first page and exits when it misses it.
+        # Likewise every role the ZeroGPU app places at start-up: weights a Space downloads once are test
+        # fixtures here, shared by the session, not part of the start-up the 120 s wait bounds.
         from portrait_studio.models.locator import ModelLocator
 
-        ModelLocator(tiny_settings).path("base")
-        wait_ready(public)
+        for role in ZEROGPU_PRELOADED_ROLES:
+            ModelLocator(tiny_settings).path(role)
         # Then the ZeroGPU app, whose start-up loads every tab's models: booting beside it, the public app's
         # first page missed Gradio's own 3 s localhost check on a loaded two-core machine.
         guarded = launch(
