@@ -94,9 +94,11 @@ def _number(value: Any, label: str, low: float, high: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"The stored {label} is not a number ({value!r}); this image's settings are damaged.") from None
+        raise InputError(f"The stored {label} is not a number ({value!r}): this image's settings are damaged.") \
+            from None
     if not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"The stored {label} {value!r} is outside {low:g}–{high:g}; this image's settings are damaged.")
+        raise InputError(f"The stored {label} {value!r} is outside {low:g}–{high:g}: this image's settings are "
+                         "damaged.")
     return number
 
 
