@@ -34,10 +34,10 @@ def seed_box(label: str = "Seed (-1 = random)", elem_id: str | None = None) -> g
 
     def check(value: object):
         problem = seed_problem(value)
-        if problem is None:
-            return gr.update(), gr.update(value="", visible=False)
-        return gr.update(value=-1), gr.update(value=f"⚠️ {problem}", visible=True)
+        if problem is not None:
+            return gr.update(value=-1), gr.update(value=f"⚠️ {problem}", visible=True)
+        # -1 is also what a refusal puts back: keep the reason shown until another valid seed arrives.
+        return gr.update(), gr.update() if value in (-1, None, "") else gr.update(value="", visible=False)
 
-    # `input` fires on typing only (not on our own reset), so a refused value never loops.
-    seed.input(check, [seed], [seed, note], queue=False, show_progress="hidden", api_name=False)
+    seed.change(check, [seed], [seed, note], queue=False, show_progress="hidden", api_name=False)
     return seed

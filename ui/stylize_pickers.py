@@ -53,8 +53,8 @@ def wire_preset_preview(services: Services, preset: gr.Dropdown, preview: gr.Ima
         except PortraitStudioError as exc:
             return gr.update(), gr.update(value=f"⚠️ {exc}", visible=True)
 
-    preset.change(quick, [preset], [preview, caption, needs_making], api_name=False).then(
-        make, [preset, needs_making], [preview, caption], api_name=False, **GPU_QUEUE)
+    preset.change(quick, [preset], [preview, caption, needs_making], api_name=False, show_progress="hidden").then(
+        make, [preset, needs_making], [preview, caption], api_name=False, show_progress="minimal", **GPU_QUEUE)
 
 
 def template_thumbnails(services: Services) -> list[tuple[Image.Image, str]]:
