@@ -33,7 +33,9 @@ def build(services: Services) -> dict[str, gr.Component]:
                 confirm_text = gr.Markdown(elem_id="library-confirm-text")
                 confirm = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete-confirm")
                 keep = gr.Button("Keep it", elem_id="library-delete-keep")
-            undo = gr.Button("Undo delete", visible=False, elem_id="library-undo")
+            with gr.Row():
+                status = gr.Markdown(elem_id="library-status")
+                undo = gr.Button("Undo delete", visible=False, elem_id="library-undo", scale=0)
             with gr.Row():
                 fmt = gr.Radio(list(EXPORT_FORMATS), value="kohya", label="Export format",
                                info="kohya works in A1111 and ComfyUI; diffusers in Python. Both keep the class "
@@ -44,7 +46,6 @@ def build(services: Services) -> dict[str, gr.Component]:
         upload = gr.File(label="LoRA file", file_types=[".safetensors"], elem_id="library-upload")
         import_name = gr.Textbox(label="Name (optional)")
         import_button = gr.Button("Import", variant="primary")
-    status = gr.Markdown(elem_id="library-status")
     undo_token = gr.State(None)
 
     def listing(request: gr.Request, selected: str | None = None):

@@ -21,7 +21,8 @@ def picture_of(record: LoraRecord) -> Image.Image:
     picture = load_picture(record.preview_path or record.reference_path)
     if picture is not None:
         return picture
-    lines = [kind_of(record).capitalize()]
+    kind = kind_of(record)
+    lines = [kind[:1].upper() + kind[1:]]
     lines.append(f"Trigger word: {record.trigger}" if record.trigger else "No trigger word in the file")
     lines.append("No preview picture in the file")
     return label_card(record.name, lines)
