@@ -148,15 +148,14 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 caption += " · random weights"
             items.append((str(path), caption))
         extra = [f"Seeds: {', '.join(str(i.seed) for i in result.images)}"]
-        return (items, notes_markdown(result.warnings, extra), [str(p) for p in paths], str(paths[0]),
-                settings_markdown(result.images[0].metadata))
+        return items, notes_markdown(result.warnings, extra), [str(p) for p in paths], str(paths[0])
 
     event = run.click(
         on_generate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
                 template_upload, template_name, denoise, control, style_loras, style_weight,
                 sampler, steps, guidance, width, height, face_strength, face_with_lora],
-        outputs=[gallery, notes, paths_state, selected, settings_view],
+        outputs=[gallery, notes, paths_state, selected],
         api_name="stylize",
         **GPU_QUEUE,
     )
@@ -181,13 +180,11 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         items = [(str(path), f"{item.metadata['likeness']} ({item.metadata['likeness_kind']}) · likeness "
                              f"{item.score:.2f}") for item, path in zip(pair, paths, strict=True)]
         extra = [f"Seed {pair[0].seed} for both; the likeness score is the same measure for both kinds."]
-        return (items, notes_markdown([], extra), [str(p) for p in paths], str(paths[0]),
-                settings_markdown(pair[0].metadata))
+        return items, notes_markdown([], extra), [str(p) for p in paths], str(paths[0])
 
     compare_event = compare.click(
         on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
-        outputs=[gallery, notes, paths_state, selected, settings_view], api_name="stylize_side_by_side",
-        **GPU_QUEUE,
+        outputs=[gallery, notes, paths_state, selected], api_name="stylize_side_by_side", **GPU_QUEUE,
     )
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
 
@@ -202,6 +199,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         return path, settings_markdown(read_png_metadata(Path(path)))
 
     gallery.select(on_select, [paths_state], [selected, settings_view], api_name=False)
+
+    def settings_of_first(path: str | None) -> str:  # right after a run the first result is the selected one
+        return settings_markdown(read_png_metadata(Path(path))) if path else ""
+
+    # Chained, not extra outputs: /stylize keeps answering (gallery, notes) to API clients.
+    for finished in (event, compare_event):
+        finished.success(settings_of_first, [selected], [settings_view], api_name=False, queue=False)
 
     def on_zip(paths: list[str], request: gr.Request):
         out = services.output_dir(request_owner(services, request), "zips") / "portraits.zip"
