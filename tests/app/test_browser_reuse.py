@@ -139,6 +139,28 @@ def test_reuse_settings_makes_the_same_pixels(page, tiny_app) -> None:  # noqa: 
     assert again.shape == original.shape and np.array_equal(again, original)
 
 
+def test_template_thumbnails_and_the_anime_section(page, tiny_settings) -> None:  # noqa: ANN001
+    from tests.stylize.stylize_helpers import grace_hopper
+
+    folder = tiny_settings.home / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    grace_hopper().save(folder / "navy-portrait.jpg", quality=90)
+    page.get_by_role("tab", name="Stylize").click()
+    page.get_by_text("Template portrait: put the likeness into a photo").click()
+    page.locator("#stylize-template-gallery img").first.wait_for(timeout=30_000)
+    page.locator("#stylize-template-gallery img").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('#stylize-template-name input').value === 'navy-portrait.jpg'", timeout=15_000)
+    shot(page, "stylize-template-thumbnails")
+    page.get_by_text("Template portrait: put the likeness into a photo").click()  # closed again for later tests
+    page.locator("#anime-section").get_by_text("Photo to anime").first.click()
+    page.locator("#anime-style input").click()
+    page.get_by_role("option", name="Paprika — film-like colours, for whole scenes").wait_for()
+    page.keyboard.press("Escape")
+    assert page.locator("#anime-send-animate").is_visible() and page.locator("#anime-send-talk").is_visible()
+    shot(page, "stylize-anime-section")
+
+
 def test_library_delete_then_undo(page) -> None:  # noqa: ANN001
     page.get_by_role("tab", name="Library").click()
     page.locator("#library-gallery").get_by_text("Ink style", exact=False).first.wait_for(timeout=30_000)
