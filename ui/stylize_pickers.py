@@ -89,7 +89,7 @@ def template_thumbnails(services: Services) -> list[tuple[Image.Image, str]]:
 def build_template_picker(services: Services) -> tuple[gr.Gallery, gr.Dropdown, gr.Markdown]:
     """Thumbnails of the user's templates (click one to choose it) above the name dropdown."""
     gallery = gr.Gallery(label="Your templates (click one)", columns=5, height=200, allow_preview=False,
-                         elem_id="stylize-template-gallery")
+                         object_fit="contain", elem_id="stylize-template-gallery")
     empty = gr.Markdown(visible=False, elem_id="stylize-template-empty")
     name = gr.Dropdown(["", *list_templates(services.settings)], value="", label="Chosen template",
                        elem_id="stylize-template-name")
