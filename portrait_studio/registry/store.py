@@ -240,16 +240,21 @@ class LoraRegistry:
                 os.rename(record.folder, renamed.folder)
         return renamed
 
-    def delete(self, owner: str, slug_or_name: str) -> str:
-        """Remove an entry from the listings; returns the token :meth:`undo_delete` takes within an hour."""
+    def delete(self, owner: str, slug_or_name: str, undoable: bool = True) -> str:
+        """Remove an entry from the listings; returns the token :meth:`undo_delete` takes within an hour.
+
+        ``undoable=False`` (the command line, which has no undo) removes the files at once.
+        """
         namespace = self.namespace(owner)
         with namespace_lock(namespace):
             record = self.get(owner, slug_or_name)
             self._sweep(namespace)
             token = uuid.uuid4().hex
-            parked = namespace / f"{_DELETED_PREFIX}{token}"
+            parked = namespace / f"{_DELETED_PREFIX if undoable else _TRASH_PREFIX}{token}"
             os.rename(record.folder, parked)  # gone from listings at once
             os.utime(parked)  # a rename keeps the old mtime; the undo window counts from now
+        if not undoable:
+            shutil.rmtree(parked, ignore_errors=True)
         return token
 
     def undo_delete(self, owner: str, token: str) -> LoraRecord:

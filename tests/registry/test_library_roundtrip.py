@@ -113,3 +113,10 @@ def test_undo_is_only_for_the_owner_and_expires(registry, likeness) -> None:  # 
     assert not parked.exists()
     with pytest.raises(InputError, match="Nothing to undo"):
         registry.undo_delete("local", token)
+
+
+def test_a_delete_without_undo_removes_the_files_at_once(registry, likeness) -> None:  # noqa: ANN001
+    token = registry.delete("local", "grace", undoable=False)
+    assert [p.name for p in registry.namespace("local").iterdir() if p.name != ".lock"] == []
+    with pytest.raises(InputError, match="Nothing to undo"):
+        registry.undo_delete("local", token)
