@@ -27,6 +27,7 @@ from ui.common import (
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
+from ui.seed_box import seed_box
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
 TASK = "animate"
@@ -47,6 +48,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             negative = gr.Textbox(label="Negative prompt", value="blurry, deformed, low quality")
             init_image = gr.Image(label="Start from a portrait (optional)", type="pil", sources=["upload", "clipboard"],
                                   elem_id="animate-init")
+            sent_note = gr.Markdown(visible=False, elem_id="animate-sent-note")  # what "Send to Animate" brought
             from_reference = gr.Checkbox(label="No upload: start from the likeness's reference face", value=False,
                                          elem_id="animate-from-reference")
             portrait_mode = gr.Radio(
@@ -71,7 +73,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 steps = gr.Slider(1, min(60, top.steps), value=min(25, top.steps), step=1, label="Steps",
                                   elem_id="animate-steps")
                 guidance = gr.Slider(0, 15, value=7.5, step=0.5, label="Guidance")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                seed = seed_box(elem_id="animate-seed")
                 interpolate_mode = gr.Radio(list(INTERPOLATIONS), value="none", label="Double the frame rate")
                 fast = gr.Checkbox(label="Fast (AnimateDiff-Lightning, 4 steps)", value=False,
                                    interactive=fast_available(services.manager),
@@ -152,4 +154,5 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
     return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk,
-            "job_line": line}
+            "job_line": line, "preset": preset, "prompt": prompt, "negative": negative, "seed": seed,
+            "sent_note": sent_note}

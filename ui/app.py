@@ -10,6 +10,7 @@ from portrait_studio.services import Services
 from ui import about, animate_tab, jobs_panel, library_tab, stylize_tab, talk_tab, train_tab
 from ui.common import TINY_BANNER, CancelTokens
 from ui.gpu import GPU_SLOT, check_gpu_events
+from ui.send_to import wire_send_to
 from ui.widgets import refresh_likenesses
 
 CSS = """
@@ -65,20 +66,7 @@ def build_app(services: Services) -> gr.Blocks:
         library_page.select(library["listing"], None, [library["gallery"], library["choice"]], api_name=False)
         demo.load(library["listing"], None, [library["gallery"], library["choice"]], api_name=False)
 
-        def to_tab(tab_id: str):
-            def send(image):
-                if image is None:
-                    raise gr.Error("Nothing to send yet: make something first.")
-                return image, gr.Tabs(selected=tab_id)
-
-            return send
-
-        animate["send_to_talk"].click(to_tab("talk"), [animate["gif"]], [talk["portrait"], tabs], api_name=False)
-        if "send_to_animate" in stylize:
-            stylize["send_to_animate"].click(to_tab("animate"), [stylize["selected"]],
-                                             [animate["init_image"], tabs], api_name=False)
-            stylize["send_to_talk"].click(to_tab("talk"), [stylize["selected"]], [talk["portrait"], tabs],
-                                          api_name=False)
+        wire_send_to(services, tabs, stylize, animate, talk)
         del train
     check_gpu_events(demo)
     return demo

@@ -7,15 +7,15 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from portrait_studio.media.outputs import read_png_metadata, save_png
+from portrait_studio.media.outputs import read_png_metadata
 from portrait_studio.models.manager import SCHEDULERS
 from portrait_studio.services import Services
-from portrait_studio.stylize.anime_options import MODES, STYLES
 from portrait_studio.stylize.outputs import save_images, zip_outputs
 from portrait_studio.stylize.request import CONTROLS, StylizeRequest
 from portrait_studio.stylize.service import stylize
-from portrait_studio.stylize.templates import list_templates, load_template
+from portrait_studio.stylize.templates import load_template
 from ui import gpu_budgets, limits
+from ui.anime_section import build_anime_section
 from ui.common import (
     CancelTokens,
     call_service,
@@ -26,6 +26,9 @@ from ui.common import (
 from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
+from ui.result_reuse import settings_markdown, wire_reuse
+from ui.seed_box import seed_box
+from ui.stylize_pickers import build_template_picker, preset_preview_image, wire_preset_preview, wire_template_picker
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
@@ -54,6 +57,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             face_with_lora = gr.Checkbox(label="Add the face adapter to a trained likeness (LoRA + adapter)",
                                          value=False)
             preset = gr.Dropdown(preset_choices(services), value="", label="Style preset", elem_id="stylize-preset")
+            preset_preview = preset_preview_image(services)
+            preset_caption = gr.Markdown(visible=False, elem_id="stylize-preset-caption")
             prompt = gr.Textbox(
                 label="Prompt (added to the preset's, or on its own)", lines=3,
                 placeholder="studio portrait photo, soft light, 85mm", elem_id="stylize-prompt",
@@ -61,13 +66,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
                 n_images = gr.Slider(1, top.images, value=1, step=1, label="Images", elem_id="stylize-images")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                seed = seed_box(elem_id="stylize-seed")
             best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
             restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
-            with gr.Accordion("Template portrait: put the likeness into a photo", open=False):
+            with gr.Accordion("Template portrait: put the likeness into a photo", open=False) as template_section:
                 template_upload = gr.Image(label="Template photo", type="pil", sources=["upload", "clipboard"])
-                template_name = gr.Dropdown(["", *list_templates(services.settings)], value="",
-                                            label="…or one of your templates (<home>/templates)")
+                template_gallery, template_name, template_empty = build_template_picker(services)
                 denoise = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="How much of the face to repaint")
                 control = gr.Radio(list(CONTROLS), value="canny", label="Keep the template's structure with")
             with gr.Accordion("Style LoRAs", open=False):
@@ -93,17 +97,11 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 send_to_talk = gr.Button("Send to Talk")
                 zip_button = gr.Button("Download all (zip)")
             zip_file = gr.File(label="All images", interactive=False)
-            settings_view = gr.JSON(label="Settings of the selected image")
-            with gr.Accordion("Photo to anime (AnimeGANv2)", open=False):
-                with gr.Row():
-                    anime_in = gr.Image(label="Photo", type="pil", sources=["upload", "clipboard"],
-                                        elem_id="anime-input")
-                    anime_out = gr.Image(label="Anime", type="filepath", interactive=False, elem_id="anime-output")
-                with gr.Row():
-                    anime_style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Style")
-                    anime_mode = gr.Radio(list(MODES), value="face", label="Aligned face, or the whole photo")
-                anime_run = gr.Button("Make it anime", elem_id="anime-run")
-                anime_notes = gr.Markdown()
+            with gr.Row():
+                reuse_settings = gr.Button("Reuse settings", size="sm", elem_id="stylize-reuse-settings")
+                reuse_seed = gr.Button("Reuse seed", size="sm", elem_id="stylize-reuse-seed")
+            settings_view = gr.Markdown(label="Settings of the selected image", elem_id="stylize-settings")
+    anime = build_anime_section(services)
     paths_state = gr.State([])
     selected = gr.State(None)
 
@@ -150,11 +148,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 caption += " · random weights"
             items.append((str(path), caption))
         extra = [f"Seeds: {', '.join(str(i.seed) for i in result.images)}"]
-        return items, notes_markdown(result.warnings, extra), [str(p) for p in paths], None
+        first = str(paths[0]) if paths else None  # Send to… and the settings panel start from the first result
+        return items, notes_markdown(result.warnings, extra), [str(p) for p in paths], first
 
     results = [gallery, notes, paths_state, selected]
     line.attach(results)
-    line.on(
+    event = line.on(
         run.click, on_generate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, n_images, seed, best_of, restore,
                 template_upload, template_name, denoise, control, style_loras, style_weight,
@@ -185,19 +184,28 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         items = [(str(path), f"{item.metadata['likeness']} ({item.metadata['likeness_kind']}) · likeness "
                              f"{item.score:.2f}") for item, path in zip(pair, paths, strict=True)]
         extra = [f"Seed {pair[0].seed} for both; the likeness score is the same measure for both kinds."]
-        return items, notes_markdown([], extra), [str(p) for p in paths], None
+        return items, notes_markdown([], extra), [str(p) for p in paths], str(paths[0])
 
-    line.on(compare.click, on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
-            outputs=results, api_name="stylize_side_by_side", **GPU_QUEUE)
+    compare_event = line.on(
+        compare.click, on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
+        outputs=results, api_name="stylize_side_by_side", **GPU_QUEUE,
+    )
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
 
     def on_select(paths: list[str], evt: gr.SelectData):
         if not paths or evt.index is None or evt.index >= len(paths):
             return None, None
         path = paths[evt.index]
-        return path, read_png_metadata(Path(path))
+        return path, settings_markdown(read_png_metadata(Path(path)))
 
     gallery.select(on_select, [paths_state], [selected, settings_view], api_name=False)
+
+    def settings_of_first(path: str | None) -> str:  # right after a run the first result is the selected one
+        return settings_markdown(read_png_metadata(Path(path))) if path else ""
+
+    # Chained, not extra outputs: /stylize keeps answering (gallery, notes) to API clients.
+    for finished in (event, compare_event):
+        finished.success(settings_of_first, [selected], [settings_view], api_name=False, queue=False)
 
     def on_zip(paths: list[str], request: gr.Request):
         out = services.output_dir(request_owner(services, request), "zips") / "portraits.zip"
@@ -212,21 +220,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     likeness.focus(refresh_style_loras, None, [style_loras], api_name=False)
     style_loras.focus(refresh_style_loras, None, [style_loras], api_name=False)
 
-    @on_gpu(seconds=gpu_budgets.anime)
-    def on_anime(image, style, mode, request: gr.Request, progress=gr.Progress()):
-        if not isinstance(image, Image.Image):
-            raise gr.Error("Add a photo to turn into anime.")
-        if style not in STYLES or mode not in MODES:
-            raise gr.Error(f"Choose a style ({', '.join(STYLES)}) and a mode ({', '.join(MODES)}).")
-        from portrait_studio.stylize.anime import anime_portrait  # torch and OpenCV: loaded on first use
-
-        result = call_service(anime_portrait, image, services.settings, style=style, mode=mode,
-                              progress=progress_fn(progress), manager=services.manager)
-        out = services.output_dir(request_owner(services, request), "anime") / f"anime-{style}.png"
-        save_png(result.image, out, result.metadata)
-        return str(out), notes_markdown(result.warnings)
-
-    anime_run.click(on_anime, [anime_in, anime_style, anime_mode], [anime_out, anime_notes], api_name="anime",
-                    **GPU_QUEUE)
-    return {"likeness": likeness, "selected": selected, "send_to_animate": send_to_animate,
-            "send_to_talk": send_to_talk, "job_line": line}
+    wire_preset_preview(services, preset, preset_preview, preset_caption)
+    wire_template_picker(services, template_section, template_gallery, template_name, template_empty)
+    form = {"likeness": likeness, "likeness_weight": likeness_weight, "face_strength": face_strength,
+            "face_with_lora": face_with_lora, "preset": preset, "prompt": prompt, "negative": negative, "seed": seed,
+            "steps": steps, "guidance": guidance, "width": width, "height": height, "sampler": sampler,
+            "restore": restore, "style_loras": style_loras}
+    wire_reuse(services, selected, paths_state, reuse_settings, reuse_seed, form, notes)
+    return {"likeness": likeness, "selected": selected, "paths": paths_state, "send_to_animate": send_to_animate,
+            "send_to_talk": send_to_talk, "anime": anime, "job_line": line}

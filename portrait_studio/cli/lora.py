@@ -79,7 +79,7 @@ def run_rename(args: argparse.Namespace, settings: Settings) -> int:
 def run_delete(args: argparse.Namespace, settings: Settings) -> int:
     registry = _registry(settings)
     record = registry.get(args.owner, args.name)
-    registry.delete(args.owner, record.slug)
+    registry.delete(args.owner, record.slug, undoable=False)
     print(f"deleted '{record.name}'")
     return 0
 

@@ -28,6 +28,7 @@ from portrait_studio.registry.convert import (
     export_tensors,
     write_safetensors_atomic,
 )
+from portrait_studio.registry.likeness_meta import likeness_metadata, read_likeness_metadata
 from portrait_studio.registry.records import (
     IDENTITY_NAME,
     INSTANT_NAME,
@@ -53,6 +54,8 @@ from portrait_studio.registry.validate import DEFAULT_MAX_LORA_BYTES, LoraFileIn
 
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
+_DELETED_PREFIX = ".deleted-"  # a deleted entry, kept for UNDO_SECONDS so "Undo" can bring it back
+UNDO_SECONDS = 3600
 _STALE_STAGING_SECONDS = 24 * 3600
 _MAX_SAME_NAME = 1000
 
@@ -137,12 +140,26 @@ class LoraRegistry:
         meta = info.metadata
         title = _meta_text(meta.get("modelspec.title") or meta.get("ss_output_name") or path.stem)
         base = _meta_text(meta.get("modelspec.base_model") or Path(meta.get("ss_sd_model_name", "")).name)
+        # Our own exports carry the likeness (class word, reference face, flags); anyone else's carry none.
+        likeness = read_likeness_metadata(meta)
+        extra: dict[str, Any] = {"format_in": info.grammar}
+        if likeness is not None:
+            extra["exported_by"] = "portrait_studio"
+            if likeness.face_backend:
+                extra["face_backend"] = likeness.face_backend
+            if likeness.notes:
+                extra["import_notes"] = likeness.notes
         fields = dict(
-            trigger=_meta_text(meta.get("modelspec.trigger_phrase") or _kohya_trigger(meta)), class_word="",
+            trigger=_meta_text(meta.get("modelspec.trigger_phrase") or _kohya_trigger(meta)),
+            class_word=likeness.class_word if likeness else "",
             base_model=base, base_revision="", rank=info.rank, steps=_meta_int(meta.get("ss_steps")),
-            similarity=None, source="imported", random_weights=False, extra={"format_in": info.grammar},
+            similarity=None, source="imported", random_weights=bool(likeness and likeness.random_weights),
+            extra=extra,
         )
-        return self._store(owner, clean_name(name if name is not None else (title or "lora")), info, fields)
+        reference = likeness.reference if likeness else None
+        identity = likeness.identity if likeness else None
+        return self._store(owner, clean_name(name if name is not None else (title or "lora")), info, fields,
+                           reference, reference, identity=identity)
 
     def add_instant(
         self,
@@ -223,13 +240,41 @@ class LoraRegistry:
                 os.rename(record.folder, renamed.folder)
         return renamed
 
-    def delete(self, owner: str, slug_or_name: str) -> None:
+    def delete(self, owner: str, slug_or_name: str, undoable: bool = True) -> str:
+        """Remove an entry from the listings; returns the token :meth:`undo_delete` takes within an hour.
+
+        ``undoable=False`` (the command line, which has no undo) removes the files at once.
+        """
         namespace = self.namespace(owner)
         with namespace_lock(namespace):
             record = self.get(owner, slug_or_name)
-            trash = namespace / f"{_TRASH_PREFIX}{uuid.uuid4().hex}"
-            os.rename(record.folder, trash)  # gone from listings at once
-        shutil.rmtree(trash, ignore_errors=True)
+            self._sweep(namespace)
+            token = uuid.uuid4().hex
+            parked = namespace / f"{_DELETED_PREFIX if undoable else _TRASH_PREFIX}{token}"
+            os.rename(record.folder, parked)  # gone from listings at once
+            os.utime(parked)  # a rename keeps the old mtime; the undo window counts from now
+        if not undoable:
+            shutil.rmtree(parked, ignore_errors=True)
+        return token
+
+    def undo_delete(self, owner: str, token: str) -> LoraRecord:
+        """Put a deleted entry back (under a new name if its old one was taken since)."""
+        namespace = self.namespace(owner)
+        if not (isinstance(token, str) and len(token) == 32 and all(c in "0123456789abcdef" for c in token)):
+            raise InputError("Nothing to undo: that deletion is unknown.")
+        with namespace_lock(namespace):
+            parked = namespace / f"{_DELETED_PREFIX}{token}"
+            old = read_record(parked) if parked.is_dir() else None
+            if old is None:
+                raise InputError(
+                    f"Nothing to undo: the deleted entry is gone (deletions can be undone for {UNDO_SECONDS // 60}"
+                    " minutes)."
+                )
+            final_name, slug = _unique_name(old.name, self.list(owner))
+            restored = dataclasses.replace(old, name=final_name, slug=slug, folder=namespace / slug)
+            write_manifest(restored, parked)
+            os.rename(parked, restored.folder)
+        return restored
 
     def export(self, owner: str, slug: str, fmt: str, out_path: Path) -> Path:
         """Write the LoRA as ``kohya`` (A1111/ComfyUI) or ``diffusers``; ``out_path`` may be a folder."""
@@ -254,9 +299,10 @@ class LoraRegistry:
             title=record.name, trigger=record.trigger, base_model=base, created=record.created,
             random_weights=record.random_weights,
         )
-        return write_safetensors_atomic(
-            export_tensors(fmt, canonical), export_metadata(fmt, description, canonical), out_path
-        )
+        metadata = export_metadata(fmt, description, canonical)
+        metadata.update(likeness_metadata(record.class_word, record.random_weights, record.reference_path,
+                                          record.identity_path, str(record.extra.get("face_backend", ""))))
+        return write_safetensors_atomic(export_tensors(fmt, canonical), metadata, out_path)
 
     # ---- housekeeping -----------------------------------------------------------------------
     @staticmethod
@@ -264,9 +310,10 @@ class LoraRegistry:
         """Remove leftovers of crashed writers (caller holds the lock)."""
         now = time.time()
         for child in namespace.iterdir():
-            if child.name.startswith(_TRASH_PREFIX) or (
-                child.name.startswith(_STAGING_PREFIX) and now - child.stat().st_mtime > _STALE_STAGING_SECONDS
-            ):
+            age = now - child.stat().st_mtime
+            if (child.name.startswith(_TRASH_PREFIX)
+                    or (child.name.startswith(_STAGING_PREFIX) and age > _STALE_STAGING_SECONDS)
+                    or (child.name.startswith(_DELETED_PREFIX) and age > UNDO_SECONDS)):
                 shutil.rmtree(child, ignore_errors=True)
 
 

@@ -275,5 +275,8 @@ def _describe(
         "style_loras": styles,
         "restore": request.restore,
         "random_weights": random_weights,
+        # What the user typed and picked, so "Reuse settings" can fill the form again (stylize/reuse.py).
+        "request": {"prompt": request.prompt, "negative_prompt": request.negative_prompt,
+                    "likeness": request.likeness, "template": request.template is not None},
     }
 

@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 import types
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -217,8 +218,8 @@ def test_a_cancel_meant_for_an_earlier_run_does_not_stop_the_next(tmp_path) -> N
     assert list(tmp_path.iterdir()) == []
 
 
-def test_zerogpu_stub_calls_ask_their_size_and_load_no_model_inside_the_call(deploy_apps) -> None:
-    from gradio_client import Client
+def test_zerogpu_stub_calls_ask_their_size_and_load_no_model_inside_the_call(deploy_apps, tmp_path) -> None:
+    from gradio_client import Client, handle_file
 
     from tests.deploy.api import call
     from tests.deploy.conftest import PASSWORD, USER
@@ -232,8 +233,18 @@ def test_zerogpu_stub_calls_ask_their_size_and_load_no_model_inside_the_call(dep
     since = len(app.log())
     stub_lines = len(deploy_apps.stub_log.read_text().splitlines())
     call(client, "/animate", prompt_text="a portrait", n_frames=4, step_count=2, seed_value=1)
-    with pytest.raises(Exception, match="Lower Frames or Steps"):
+    # Public maxima keep Animate under the cap (refused before any GPU is asked); AniPortrait on 12 s of speech
+    # is over it, refused up front by its price with the way out.
+    with pytest.raises(Exception, match="greater than maximum"):
         call(client, "/animate", prompt_text="a portrait", n_frames=64, step_count=60, seed_value=1)
+    speech = tmp_path / "speech.wav"
+    with wave.open(str(speech), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000 * 12)
+    with pytest.raises(Exception, match="choose SadTalker"):
+        call(client, "/talk", speech=handle_file(str(speech)), engine_name="aniportrait", n_steps=25)
     calls = [line for line in deploy_apps.stub_log.read_text().splitlines()[stub_lines:] if line.startswith("call")]
     assert calls == [f"call on_animate {gpu_time.FLOOR_SECONDS}"]  # tiny models: the floor; the refused never asked
     log = app.log()[since:]
