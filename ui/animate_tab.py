@@ -25,15 +25,17 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.readiness import ActionGate
+from ui.status_line import StatusLine
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
 TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"])
+    gate = ActionGate(services, ["animate"])
     top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
@@ -78,8 +80,11 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                                    info=None if fast_available(services.manager) else
                                    "needs: python -m portrait_studio download --roles animatediff_lightning")
             with gr.Row():
-                run = gr.Button("Animate", variant="primary", elem_id="animate-run")
+                run = gr.Button("Animate", variant="primary", elem_id="animate-run",
+                                interactive=gate.interactive("animate"))
                 stop = gr.Button("Cancel", variant="stop")
+            status = StatusLine("animate-status-line")
+            gate.notice({"animate": run})
         with gr.Column(scale=3):
             video = gr.Video(label="MP4", elem_id="animate-video", autoplay=True, loop=True)
             gif = gr.Image(label="GIF", type="filepath", interactive=False, elem_id="animate-gif")
@@ -87,6 +92,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
 
+    @status.track
     @on_gpu(seconds=240)
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
                    n_frames, frame_rate, step_count, cfg, seed_value, interp, fast_mode,
@@ -150,5 +156,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
+    status.follow(event, "Done: the animation is on the right.")
+    check_on_arrival(init_image, status.markdown, services.settings)
+    check_on_arrival(end_image, status.markdown, services.settings)
     stop.click(cancel_handler(tokens, TASK), None, None, queue=False, api_name=False, cancels=[event])
     return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk}

@@ -24,8 +24,10 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.readiness import ActionGate
+from ui.status_line import StatusLine
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
@@ -42,7 +44,7 @@ def _face_strength(services: Services, owner: str, slug: str | None, strength: f
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["base"])
+    gate = ActionGate(services, ["stylize", "anime"])
     top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
@@ -81,8 +83,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 width = gr.Slider(0, top.size, value=0, step=8, label="Width (0 = model default)")
                 height = gr.Slider(0, top.size, value=0, step=8, label="Height (0 = model default)")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
+                run = gr.Button("Generate", variant="primary", elem_id="stylize-generate",
+                                interactive=gate.interactive("stylize"))
                 stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
+            status = StatusLine("stylize-status-line")
             with gr.Accordion("Side by side: instant vs trained", open=False):
                 compare_with = likeness_dropdown("Compare the likeness above with", elem_id="stylize-compare-with")
                 compare = gr.Button("Side by side (same prompt and seed, both scored)", elem_id="stylize-compare")
@@ -103,11 +107,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 with gr.Row():
                     anime_style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Style")
                     anime_mode = gr.Radio(list(MODES), value="face", label="Aligned face, or the whole photo")
-                anime_run = gr.Button("Make it anime", elem_id="anime-run")
+                anime_run = gr.Button("Make it anime", elem_id="anime-run", interactive=gate.interactive("anime"))
                 anime_notes = gr.Markdown()
+    gate.notice({"stylize": run, "anime": anime_run})
     paths_state = gr.State([])
     selected = gr.State(None)
 
+    @status.track
     @on_gpu(seconds=120)
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
                     template_image, template_choice, denoise_value, control_kind, lora_slugs, lora_weight,
@@ -162,6 +168,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
+    @status.track
     @on_gpu(seconds=120)
     def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
                    progress=gr.Progress()):
@@ -188,6 +195,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
         outputs=[gallery, notes, paths_state, selected], api_name="stylize_side_by_side", **GPU_QUEUE,
     )
+    status.follow(event, lambda paths: f"Done: {len(paths or [])} image(s).", [paths_state])
+    status.follow(compare_event, "Done: side by side.")
+    check_on_arrival(template_upload, status.markdown, services.settings)
+    check_on_arrival(anime_in, status.markdown, services.settings)
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
 
     # The token stops a running job within one step; `cancels` also drops it from the queue if still waiting.
@@ -215,6 +226,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     likeness.focus(refresh_style_loras, None, [style_loras], api_name=False)
     style_loras.focus(refresh_style_loras, None, [style_loras], api_name=False)
 
+    @status.track
     @on_gpu(seconds=60)
     def on_anime(image, style, mode, request: gr.Request, progress=gr.Progress()):
         if not isinstance(image, Image.Image):
@@ -229,7 +241,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         save_png(result.image, out, result.metadata)
         return str(out), notes_markdown(result.warnings)
 
-    anime_run.click(on_anime, [anime_in, anime_style, anime_mode], [anime_out, anime_notes], api_name="anime",
-                    **GPU_QUEUE)
+    status.follow(anime_run.click(on_anime, [anime_in, anime_style, anime_mode], [anime_out, anime_notes],
+                                  api_name="anime", **GPU_QUEUE), "Done: anime picture ready.")
     return {"likeness": likeness, "selected": selected, "send_to_animate": send_to_animate,
             "send_to_talk": send_to_talk}

@@ -17,20 +17,23 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
+from ui.readiness import ActionGate
+from ui.status_line import StatusLine
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown
 
 TASK = "talk"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["sadtalker"])
+    gate = ActionGate(services, ["talk"])
     with gr.Row():
         with gr.Column(scale=2):
             portrait = gr.Image(label="Portrait (one clear face)", type="pil", sources=["upload", "clipboard"],
                                 elem_id="talk-portrait")
-            likeness = likeness_dropdown("…or a likeness's reference face", elem_id="talk-likeness")
+            likeness = likeness_dropdown("…or a likeness's reference face (an uploaded portrait wins)",
+                                         elem_id="talk-likeness")
             audio = gr.Audio(label="Speech (wav, mp3, m4a, ogg, flac or the microphone)", type="filepath",
                              sources=["upload", "microphone"], elem_id="talk-audio")
             with gr.Row():
@@ -42,22 +45,34 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 mode = gr.Radio(["crop", "full"], value="crop", label="Output", info="the face crop, or pasted back")
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
             with gr.Row():
-                run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
+                run = gr.Button("Make it talk", variant="primary", elem_id="talk-run",
+                                interactive=gate.interactive("talk"))
                 stop = gr.Button("Cancel", variant="stop")
+            status = StatusLine("talk-status-line")
+            gate.notice({"talk": run})
         with gr.Column(scale=3):
             video = gr.Video(label="Talking head", elem_id="talk-video")
             notes = gr.Markdown(elem_id="talk-notes")
 
+    @status.track
     @on_gpu(seconds=300)
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
                 request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)
+        source_note = ""
         if slug:
             record = call_service(services.registry.get, owner, slug)
-            if record.reference_path is None:
+            if isinstance(image, Image.Image):  # both set: the portrait the user uploaded wins, and we say so
+                source_note = (f"Used the uploaded portrait, not the reference face of likeness '{record.name}' "
+                               "(clear the portrait to use the likeness).")
+            elif record.reference_path is None:
                 raise gr.Error(f"Likeness '{record.name}' has no reference face; upload a portrait instead.")
-            with Image.open(record.reference_path) as ref:
-                image = ref.convert("RGB")
+            else:
+                with Image.open(record.reference_path) as ref:
+                    image = ref.convert("RGB")
+                source_note = f"Used the reference face of likeness '{record.name}'."
+        elif isinstance(image, Image.Image):
+            source_note = "Used the uploaded portrait."
         if not isinstance(image, Image.Image):
             raise gr.Error("Add a portrait (upload one, pick a likeness, or send one from Stylize/Animate).")
         if not speech:
@@ -78,7 +93,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                     services.settings), options, services.manager, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
-        extra = [f"{result.frames} frames, {result.duration:.2f} s"]
+        extra = [source_note, f"{result.frames} frames, {result.duration:.2f} s"]
         return str(result.video_path), notes_markdown(result.warnings, extra)
 
     event = run.click(
@@ -88,6 +103,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         api_name="talk",
         **GPU_QUEUE,
     )
+    status.follow(event, lambda text: next((line for line in (text or "").split("\n\n") if line.startswith("Used")),
+                                           "Done."), [notes])
+    check_on_arrival(portrait, status.markdown, services.settings)
 
     on_cancel = cancel_handler(tokens, TASK, "Cancelling after the current frame…")
     stop.click(on_cancel, None, None, queue=False, api_name=False, cancels=[event])

@@ -96,7 +96,8 @@ def test_train_refuses_what_the_check_refused(tmp_path: Path) -> None:
         photos_to_train(_verdict(paths[:5], kept=5), paths[1:5])
 
 
-def test_job_manager_applies_the_same_rule_and_one_job_per_likeness(job_settings: Settings, tmp_path: Path) -> None:
+def test_job_manager_applies_the_same_rule_and_one_job_per_likeness(tmp_path: Path) -> None:
+    job_settings = Settings(home=tmp_path / "home")
     jobs = JobManager(job_settings, worker_command=FAKE_WORKER, autostart=False)
     paths = _photos(tmp_path, 5)
     with pytest.raises(InputError) as refused:
