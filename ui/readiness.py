@@ -36,20 +36,23 @@ class ActionGate:
         blocked = [r for r in self.readiness.values() if not r.ready]
         if not blocked:
             return ""
-        lines = [f"**{r.label}** is switched off: {r.reason.split(': ', 1)[1]}" for r in blocked]
-        lines += ["", "| model role | needed for | state | download |", "| --- | --- | --- | --- |"]
-        listed: set[str] = set()
+        lines = [f"**{r.label}** is switched off: it needs {', '.join(f'`{m}`' for m in r.missing)}, not on this "
+                 "machine yet." for r in blocked]
+        purposes: dict[str, list[str]] = {}
+        statuses = {}
         for readiness in self.readiness.values():
-            needs = readiness.statuses
             modes = ACTIONS[readiness.action].optional
-            for name, status in needs.items():
-                if name in listed:
-                    continue
-                listed.add(name)
+            for name, status in readiness.statuses.items():
+                statuses[name] = status
                 purpose = modes.get(name) or f"{readiness.label} (required)"
-                fetch = size_text(status.download_mb) if status.download_mb else "-"
-                lines.append(f"| `{name}` | {purpose} | {'ready' if status.ready else status.state} | {fetch} |")
-        lines += ["", "Fetch them with the button, or `python -m portrait_studio download --roles "
+                if purpose not in purposes.setdefault(name, []):
+                    purposes[name].append(purpose)
+        lines += ["", "| model role | needed for | state | download |", "| --- | --- | --- | --- |"]
+        for name, status in statuses.items():
+            fetch = size_text(status.download_mb) if status.download_mb else "-"
+            state = "ready" if status.ready else status.state
+            lines.append(f"| `{name}` | {'; '.join(purposes[name])} | {state} | {fetch} |")
+        lines += ["", "Fetch them with the Download button, or run `python -m portrait_studio download --roles "
                   f"{','.join(self.missing())}`."]
         return "\n".join(lines)
 

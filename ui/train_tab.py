@@ -157,7 +157,7 @@ def build(services: Services) -> dict[str, gr.Component]:
         # A preview only (nothing stays in work_dir); Train submits exactly the photos this verdict kept.
         result = call_service(check_photos, paths, services.settings, work_dir, progress=progress_fn(progress))
         verdict = result.verdict
-        lines = [("✅ " if verdict.ready else "⚠️ ") + verdict.summary() + f" (face backend: {verdict.backend})"]
+        lines = [("" if verdict.ready else "⚠️ ") + verdict.summary() + f" (face backend: {verdict.backend})"]
         if verdict.rejected:
             lines.append(f"{len(verdict.rejected)} rejected: the table says why; **Remove rejected** takes them "
                          "out of the upload (Train leaves them out anyway).")

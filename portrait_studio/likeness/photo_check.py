@@ -82,6 +82,7 @@ def check_photos(paths: Sequence[Path], settings: Settings, work_dir: Path, *, p
                                KEPT if e.status == KEPT else REJECTED, e.reason, e.rank if e.status == KEPT else None)
                  for e in entries]
     verdict = PhotoVerdict(rule, decisions, warnings, [g.names for g in groups], backend.name)
-    title = (f"{len(verdict.kept)} of {len(entries)} photos usable  ·  training needs {rule.text}  ·  "
-             f"backend {backend.name}")
+    # The sheet's bitmap font has no en dash: "5-20" there, "5–20" on the page.
+    title = (f"{len(verdict.kept)} of {len(entries)} photos usable  ·  training needs {rule.text.replace('–', '-')}"
+             f"  ·  backend {backend.name}")
     return CheckResult(verdict, entries, contact_sheet(entries, reference, title))

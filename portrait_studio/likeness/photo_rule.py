@@ -119,7 +119,7 @@ class PhotoVerdict:
         """One line, the same in the report, the notes and Train's refusal."""
         head = f"{len(self.kept)} of {len(self.decisions)} photos usable for training ({self.rule.text} needed)"
         if self.ready:
-            return f"{head}: Train uses these {len(self.kept)}."
+            return f"{head}: these {len(self.kept)} photos will be used."
         return f"{head}. {self.shortfall}"
 
     def without_rejected(self) -> PhotoVerdict:

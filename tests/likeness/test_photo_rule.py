@@ -71,7 +71,7 @@ def test_train_takes_exactly_what_the_check_kept_best_first(tmp_path: Path) -> N
     paths = _photos(tmp_path, 7)
     verdict = PhotoVerdict.from_dict(_verdict(paths, kept=5).to_dict())  # survives the page state round trip
     assert verdict.ready
-    assert verdict.summary() == "5 of 7 photos usable for training (5–20 photos needed): Train uses these 5."
+    assert verdict.summary() == "5 of 7 photos usable for training (5–20 photos needed): these 5 photos will be used."
     assert photos_to_train(verdict, paths) == [paths[4], paths[3], paths[2], paths[1], paths[0]]
     # "Remove rejected" leaves the verdict valid; the rejected files are gone from the box.
     remaining = rejected_removed(verdict, paths)
