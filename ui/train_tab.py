@@ -92,10 +92,11 @@ def _similarity_frame(status) -> pd.DataFrame:
     return pd.DataFrame({"step": [p.step for p in points], "similarity": [p.best for p in points]})
 
 
-def _similarity_plot(status) -> gr.LinePlot:
-    """The plot with its x axis from 0 to the last step: one checkpoint is a readable point, not "6.000000"."""
+def _similarity_plot(status) -> gr.ScatterPlot:
+    """Points on an x axis from 0 to the last step: one checkpoint is a readable dot, not an empty line
+    with the label "6.000000"."""
     last = max(int(getattr(status, "max_steps", 0) or 0), 1)
-    return gr.LinePlot(_similarity_frame(status), x_lim=[0, last])
+    return gr.ScatterPlot(_similarity_frame(status), x_lim=[0, last])
 
 
 def build(services: Services) -> dict[str, gr.Component]:
@@ -140,7 +141,7 @@ def build(services: Services) -> dict[str, gr.Component]:
             check_notes = gr.Markdown(elem_id="train-check-notes")
             job_id = gr.State("")
             status_md = gr.Markdown("No training job yet.", elem_id="train-status")
-            plot = gr.LinePlot(x="step", y="similarity", title="Face similarity per checkpoint", height=220,
+            plot = gr.ScatterPlot(x="step", y="similarity", title="Face similarity per checkpoint", height=220,
                                y_lim=[0, 1], x_lim=[0, 1], x_title="training step", y_title="likeness (0–1)",
                                elem_id="train-plot")
             preview = gr.Image(label="Result", interactive=False, height=420, elem_id="train-result")
