@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
 
 from portrait_studio.services import Services
+from portrait_studio.talk.portrait_source import choose_portrait
 from ui import limits
 from ui.common import (
     CancelTokens,
@@ -59,22 +59,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer,
                 request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)
-        source_note = ""
-        if slug:
-            record = call_service(services.registry.get, owner, slug)
-            if isinstance(image, Image.Image):  # both set: the portrait the user uploaded wins, and we say so
-                source_note = (f"Used the uploaded portrait, not the reference face of likeness '{record.name}' "
-                               "(clear the portrait to use the likeness).")
-            elif record.reference_path is None:
-                raise gr.Error(f"Likeness '{record.name}' has no reference face; upload a portrait instead.")
-            else:
-                with Image.open(record.reference_path) as ref:
-                    image = ref.convert("RGB")
-                source_note = f"Used the reference face of likeness '{record.name}'."
-        elif isinstance(image, Image.Image):
-            source_note = "Used the uploaded portrait."
-        if not isinstance(image, Image.Image):
-            raise gr.Error("Add a portrait (upload one, pick a likeness, or send one from Stylize/Animate).")
+        record = call_service(services.registry.get, owner, slug) if slug else None
+        choice = call_service(choose_portrait, image, record.name if record else None,
+                              record.reference_path if record else None)
+        image, source_note = choice.image, choice.note
         if not speech:
             raise gr.Error("Add speech: upload an audio file or record with the microphone.")
         if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):

@@ -17,7 +17,6 @@ import gradio as gr
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.media.images import load_image
-from ui.status_line import error_text
 from ui.widgets import as_text
 
 
@@ -53,9 +52,9 @@ def check_on_arrival(box: gr.components.Component, status: gr.Markdown, settings
         if not problems:
             names = ", ".join(name for _, name in files[:3]) + (" …" if len(files) > 3 else "")
             return gr.skip(), f"Received {as_text(names)}."
+        refused = f"⚠️ **Upload refused:** {as_text(' '.join(problems))}"
         if clear:
-            return None, error_text(" ".join(problems) + " The file was removed: upload a photo (JPEG, PNG, "
-                                    "WebP or HEIC).")
-        return gr.skip(), error_text(" ".join(problems))
+            return None, refused + " The box was emptied."
+        return gr.skip(), refused
 
     box.upload(arrived, [box], [box, status], preprocess=False, api_name=False, show_progress="hidden")
