@@ -248,15 +248,19 @@ def build(services: Services) -> dict[str, gr.Component]:
         status = call_service(services.jobs.cancel, owner, current)
         return _status_markdown(status)
 
-    def checked(notes: str) -> str:
-        return (notes or "Checked.").split("\n\n")[0]
+    def checked(verdict_data: dict | None) -> str:
+        if not verdict_data:
+            return "Checked."
+        verdict = PhotoVerdict.from_dict(verdict_data)
+        return (f"Check done: {len(verdict.kept)} usable, {len(verdict.rejected)} rejected — "
+                + ("Train is ready." if verdict.ready else "not enough to train yet (see the notes)."))
 
     check_outputs = [sheet, verdicts, check_notes, verdict_state]
     status.follow(check.click(on_check, [photos], check_outputs, api_name="check_photos", **GPU_QUEUE), checked,
-                  [check_notes])
+                  [verdict_state])
     check_on_arrival(photos, line, services.settings, clear=False)  # says at once which files are not photos
     status.follow(photos.upload(on_check, [photos], check_outputs, api_name=False, **GPU_QUEUE), checked,
-                  [check_notes])
+                  [verdict_state])
     photos.change(_thumbnails, [photos], [thumbs], api_name=False, show_progress="hidden")
     status.follow(remove_rejected.click(on_remove_rejected, [photos, verdict_state],
                                         [photos, thumbs, verdict_state, line], api_name=False), lambda text: text,

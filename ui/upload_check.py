@@ -21,12 +21,18 @@ from ui.widgets import as_text
 
 
 def _files(payload: Any) -> list[tuple[Path, str]]:
+    """The uploaded files of a raw payload. Without Gradio's preprocessing nobody else checks the paths: only
+    files inside Gradio's upload folder count (a client-supplied path elsewhere is ignored, never opened)."""
+    from gradio.utils import get_upload_folder
+
+    cache = Path(get_upload_folder()).resolve()
     items = payload if isinstance(payload, list) else [payload]
     found = []
     for item in items:
-        if isinstance(item, dict) and item.get("path"):
-            path = Path(item["path"])
-            found.append((path, str(item.get("orig_name") or path.name)))
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            path = Path(item["path"]).resolve()
+            if path.is_relative_to(cache) and path.is_file():
+                found.append((path, str(item.get("orig_name") or path.name)))
     return found
 
 
