@@ -47,11 +47,16 @@ class ActionGate:
                 purpose = modes.get(name) or f"{readiness.label} (required)"
                 if purpose not in purposes.setdefault(name, []):
                     purposes[name].append(purpose)
-        lines += ["", "| model role | needed for | state | download |", "| --- | --- | --- | --- |"]
+        # One row per purpose and state (eight camera-motion LoRAs are one row, not eight).
+        rows: dict[tuple[str, str], list[str]] = {}
         for name, status in statuses.items():
-            fetch = size_text(status.download_mb) if status.download_mb else "-"
             state = "ready" if status.ready else status.state
-            lines.append(f"| `{name}` | {'; '.join(purposes[name])} | {state} | {fetch} |")
+            rows.setdefault(("; ".join(purposes[name]), state), []).append(name)
+        lines += ["", "| model role | needed for | state | download |", "| --- | --- | --- | --- |"]
+        for (purpose, state), names in rows.items():
+            megabytes = sum(statuses[n].download_mb for n in names)
+            fetch = size_text(megabytes) if megabytes else "-"
+            lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {purpose} | {state} | {fetch} |")
         lines += ["", "Fetch them with the Download button, or run `python -m portrait_studio download --roles "
                   f"{','.join(self.missing())}`."]
         return "\n".join(lines)
