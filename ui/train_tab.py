@@ -263,16 +263,18 @@ def build(services: Services) -> dict[str, gr.Component]:
                   [verdict_state])
     photos.change(_thumbnails, [photos], [thumbs], api_name=False, show_progress="hidden")
     status.follow(remove_rejected.click(on_remove_rejected, [photos, verdict_state],
-                                        [photos, thumbs, verdict_state, line], api_name=False), lambda text: text,
+                                        [photos, thumbs, verdict_state, line], api_name=False,
+                                        show_progress="hidden"), lambda text: text,
                   [line])
     status.follow(start.click(on_start, [photos, verdict_state, name, preset, steps, keep, consent],
-                              [job_id, status_md, plot, timer, start], api_name="train"),
+                              [job_id, status_md, plot, timer, start], api_name="train",
+                              show_progress="hidden"),  # quick; a refusal goes to the status line, no red badge
                   "Training started: the status below follows it (you may close the page).")
     status.follow(instant.click(on_instant, [photos, name, consent], [status_md, preview],
                                 api_name="instant_likeness", **GPU_QUEUE),
                   "Instant likeness ready: it is in your Library.")
     timer.tick(on_tick, [job_id], [job_id, status_md, plot, preview, timer, start], api_name=False,
                show_progress="hidden")
-    status.follow(cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training"),
+    status.follow(cancel.click(on_cancel, [job_id], [status_md], api_name="cancel_training", show_progress="hidden"),
                   "Cancel requested: the status below says when it stopped.")
     return {"status": status_md, "timer": timer, "job_id": job_id, "tick": on_tick}
