@@ -24,17 +24,19 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
+from ui.readiness import ActionGate
 from ui.seed_box import seed_box
+from ui.status_line import StatusLine
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices
 
 TASK = "animate"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["base", "motion_adapter", "motion_adapter_v3", "domain_adapter_v3", "sparsectrl_rgb"])
+    gate = ActionGate(services, ["animate"])
     top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
@@ -79,8 +81,11 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                                    interactive=fast_available(services.manager),
                                    info=None if fast_available(services.manager) else
                                    "needs: python -m portrait_studio download --roles animatediff_lightning")
-            run = gr.Button("Animate", variant="primary", elem_id="animate-run")
+            run = gr.Button("Animate", variant="primary", elem_id="animate-run",
+                            interactive=gate.interactive("animate"))
             line = JobLine(services, TASK, tokens)  # one progress bar with the phase, Cancel while it runs
+            status = StatusLine("animate-status-line")  # keeps the last error in words
+            gate.notice({"animate": run})
         with gr.Column(scale=3):
             video = gr.Video(label="MP4", elem_id="animate-video", autoplay=True, loop=True)
             gif = gr.Image(label="GIF", type="filepath", interactive=False, elem_id="animate-gif")
@@ -88,6 +93,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             notes = gr.Markdown(elem_id="animate-notes")
             send_to_talk = gr.Button("Send first frame to Talk")
 
+    @status.track
     @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.animate(services))
     def on_animate(slug, weight, preset_id, prompt_text, negative_text, start_image, move, motion_names, m_weight,
@@ -144,7 +150,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
 
     results = [video, gif, frames_zip, notes]
     line.attach(results)
-    line.on(
+    event = line.on(
         run.click, on_animate,
         inputs=[likeness, likeness_weight, preset, prompt, negative, init_image, strength, motions, motion_weight,
                 frames, fps, steps, guidance, seed, interpolate_mode, fast,
@@ -153,6 +159,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         api_name="animate",
         **GPU_QUEUE,
     )
+
+    status.follow(event, "Done: the animation is on the right.")
+    check_on_arrival(init_image, status.markdown, services.settings)
+    check_on_arrival(end_image, status.markdown, services.settings)
     return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk,
             "job_line": line, "preset": preset, "prompt": prompt, "negative": negative, "seed": seed,
             "sent_note": sent_note}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -57,6 +58,12 @@ def encode_outputs(values: Any, folder: Callable[[], Path]) -> Any:
         return {"picture": str(path)}
     if type(values).__name__ == "DataFrame":
         return {"table": values.to_dict(orient="split")}
+    if isinstance(values, dict):  # plain data (the photo check's verdict): kept as it is if it is JSON
+        try:
+            json.dumps(values)
+        except (TypeError, ValueError):
+            return {"skip": True}
+        return {"data": values}
     return {"skip": True}  # a component update (a timer...): nothing to restore
 
 
@@ -72,6 +79,8 @@ def decode_outputs(values: Any) -> Any:
 
             split = values["table"]
             return pd.DataFrame(split["data"], columns=split["columns"])
+        if "data" in values:
+            return values["data"]
         if values.get("skip"):
             return gr.skip()
     if isinstance(values, str) and Path(values).is_absolute() and Path(values).suffix and not Path(values).exists():

@@ -23,12 +23,14 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
+from ui.readiness import ActionGate
 from ui.result_reuse import settings_markdown, wire_reuse
 from ui.seed_box import seed_box
+from ui.status_line import StatusLine
 from ui.stylize_pickers import build_template_picker, preset_preview_image, wire_preset_preview, wire_template_picker
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown, preset_choices, refresh_likenesses
 
 TASK = "stylize"
@@ -45,7 +47,7 @@ def _face_strength(services: Services, owner: str, slug: str | None, strength: f
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["base"])
+    gate = ActionGate(services, ["stylize", "anime"])
     top = limits.maxima(services.settings)  # lower on a public app
     with gr.Row():
         with gr.Column(scale=2):
@@ -84,8 +86,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 guidance = gr.Slider(0, 20, value=0, step=0.5, label="Guidance (0 = preset/default)")
                 width = gr.Slider(0, top.size, value=0, step=8, label="Width (0 = model default)")
                 height = gr.Slider(0, top.size, value=0, step=8, label="Height (0 = model default)")
-            run = gr.Button("Generate", variant="primary", elem_id="stylize-generate")
+            run = gr.Button("Generate", variant="primary", elem_id="stylize-generate",
+                            interactive=gate.interactive("stylize"))
             line = JobLine(services, TASK, tokens)  # status, one progress bar, Cancel while it runs
+            status = StatusLine("stylize-status-line")  # keeps the last error in words
             with gr.Accordion("Side by side: instant vs trained", open=False):
                 compare_with = likeness_dropdown("Compare the likeness above with", elem_id="stylize-compare-with")
                 compare = gr.Button("Side by side (same prompt and seed, both scored)", elem_id="stylize-compare")
@@ -101,10 +105,12 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 reuse_settings = gr.Button("Reuse settings", size="sm", elem_id="stylize-reuse-settings")
                 reuse_seed = gr.Button("Reuse seed", size="sm", elem_id="stylize-reuse-seed")
             settings_view = gr.Markdown(label="Settings of the selected image", elem_id="stylize-settings")
-    anime = build_anime_section(services)
+    anime = build_anime_section(services, gate)
+    gate.notice({"stylize": run, "anime": anime["run"]})
     paths_state = gr.State([])
     selected = gr.State(None)
 
+    @status.track
     @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.stylize(services))
     def on_generate(slug, weight, preset_id, prompt_text, negative_text, count, seed_value, rank, restore_strength,
@@ -163,6 +169,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
+    @status.track
     @tracked(services, TASK)
     @on_gpu(seconds=60)  # two images at default settings (gpu_time: well under 60 s)
     def on_compare(slug, other, preset_id, prompt_text, negative_text, seed_value, step_count, request: gr.Request,
@@ -190,6 +197,9 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         compare.click, on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
         outputs=results, api_name="stylize_side_by_side", **GPU_QUEUE,
     )
+    status.follow(event, lambda paths: f"Done: {len(paths or [])} image(s).", [paths_state])
+    status.follow(compare_event, "Done: side by side.")
+    check_on_arrival(template_upload, status.markdown, services.settings)
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
 
     def on_select(paths: list[str], evt: gr.SelectData):

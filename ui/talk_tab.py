@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
 
 from portrait_studio.services import Services
+from portrait_studio.talk.portrait_source import choose_portrait
 from ui import gpu_budgets, limits
 from ui.common import (
     CancelTokens,
@@ -16,21 +16,24 @@ from ui.common import (
     request_owner,
     session_key,
 )
-from ui.downloads import missing_notice
 from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
+from ui.readiness import ActionGate
+from ui.status_line import StatusLine
+from ui.upload_check import check_on_arrival
 from ui.widgets import likeness_dropdown, notes_markdown
 
 TASK = "talk"
 
 
 def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
-    missing_notice(services, ["sadtalker"])
+    gate = ActionGate(services, ["talk"])
     with gr.Row():
         with gr.Column(scale=2):
             portrait = gr.Image(label="Portrait (one clear face)", type="pil", sources=["upload", "clipboard"],
                                 elem_id="talk-portrait")
-            likeness = likeness_dropdown("…or a likeness's reference face", elem_id="talk-likeness")
+            likeness = likeness_dropdown("…or a likeness's reference face (an uploaded portrait wins)",
+                                         elem_id="talk-likeness")
             audio = gr.Audio(label="Speech (wav, mp3, m4a, ogg, flac or the microphone)", type="filepath",
                              sources=["upload", "microphone"], elem_id="talk-audio")
             with gr.Row():
@@ -47,25 +50,25 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
                 steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)",
                                   elem_id="talk-steps")
-            run = gr.Button("Make it talk", variant="primary", elem_id="talk-run")
+            run = gr.Button("Make it talk", variant="primary", elem_id="talk-run",
+                            interactive=gate.interactive("talk"))
             line = JobLine(services, TASK, tokens)  # one progress bar with the phase, Cancel while it runs
+            status = StatusLine("talk-status-line")  # keeps the last error in words
+            gate.notice({"talk": run})
         with gr.Column(scale=3):
             video = gr.Video(label="Talking head", elem_id="talk-video")
             notes = gr.Markdown(elem_id="talk-notes")
 
+    @status.track
     @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.talk(services))
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer, engine_name, n_steps,
                 request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)
-        if slug:
-            record = call_service(services.registry.get, owner, slug)
-            if record.reference_path is None:
-                raise gr.Error(f"Likeness '{record.name}' has no reference face; upload a portrait instead.")
-            with Image.open(record.reference_path) as ref:
-                image = ref.convert("RGB")
-        if not isinstance(image, Image.Image):
-            raise gr.Error("Add a portrait (upload one, pick a likeness, or send one from Stylize/Animate).")
+        record = call_service(services.registry.get, owner, slug) if slug else None
+        choice = call_service(choose_portrait, image, record.name if record else None,
+                              record.reference_path if record else None)
+        image, source_note = choice.image, choice.note
         if not speech:
             raise gr.Error("Add speech: upload an audio file or record with the microphone.")
         if out_mode not in ("crop", "full") or int(renderer) not in (256, 512):
@@ -85,15 +88,18 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                     services.settings), options, services.manager, progress_fn(progress), token)
         finally:
             tokens.finish(session, TASK, token)
-        extra = [f"{result.frames} frames, {result.duration:.2f} s"]
+        extra = [source_note, f"{result.frames} frames, {result.duration:.2f} s"]
         return str(result.video_path), notes_markdown(result.warnings, extra)
 
     line.attach([video, notes])
-    line.on(
+    event = line.on(
         run.click, on_talk,
         inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size, engine, steps],
         outputs=[video, notes],
         api_name="talk",
         **GPU_QUEUE,
     )
+    status.follow(event, lambda text: next((part for part in (text or "").split("\n\n") if part.startswith("Used")),
+                                           "Done."), [notes])
+    check_on_arrival(portrait, status.markdown, services.settings)
     return {"portrait": portrait, "likeness": likeness, "job_line": line}

@@ -26,6 +26,7 @@ from pathlib import Path
 from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.likeness.config import TrainingConfig
+from portrait_studio.likeness.photo_rule import PhotoCount, file_problem
 from portrait_studio.likeness.status import (
     CANCEL_FILE,
     JOB_FILE,
@@ -42,7 +43,6 @@ from portrait_studio.likeness.status import (
 log = logging.getLogger(__name__)
 WORKER_COMMAND = (sys.executable, "-m", "portrait_studio.likeness.worker")
 MAX_ATTEMPTS = 3  # a job whose worker keeps dying is failed instead of restarted forever
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -94,6 +94,7 @@ class JobManager:
             raise InputError("Give the likeness a name of 1 to 60 printable characters.")
         config.validate()
         photo_paths = self._check_photos(photos)
+        self._refuse_second_job(owner, name)
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         owner_dir = self.settings.jobs_dir / owner
         owner_dir.mkdir(parents=True, exist_ok=True)
@@ -298,19 +299,21 @@ class JobManager:
         return self.settings.jobs_dir / check_id("owner", owner) / check_id("job id", job_id)
 
     def _check_photos(self, photos: list[Path]) -> list[Path]:
+        """The photo rule of ``likeness.photo_rule``: the same words the photo check uses."""
         paths = [Path(p) for p in photos]
-        low, high = self.settings.min_photos, self.settings.max_photos
-        if not low <= len(paths) <= high:
-            raise InputError(f"Upload between {low} and {high} photos of one person; got {len(paths)}.")
-        limit = self.settings.max_upload_mb * 1024 * 1024
+        PhotoCount.from_settings(self.settings).require_trainable(len(paths))
         for path in paths:
-            if not path.is_file():
-                raise InputError(f"Photo {path.name} was not found; upload it again.")
-            if path.suffix.lower() not in PHOTO_SUFFIXES:
-                raise InputError(f"{path.name} is not a photo (use JPEG, PNG, WebP or HEIC).")
-            if path.stat().st_size > limit:
-                raise InputError(f"Photo {path.name} is larger than {self.settings.max_upload_mb} MB.")
+            if problem := file_problem(path, self.settings):
+                raise InputError(f"{path.name}: {problem}.")
         return paths
+
+    def _refuse_second_job(self, owner: str, name: str) -> None:
+        """One job per likeness: a double click or a second tab must not start the same training twice."""
+        for status in self.list(owner):
+            if not status.done and status.name.strip().casefold() == name.casefold():
+                where = "waiting in line" if status.state == "queued" else status.state
+                raise InputError(f"A training job for '{status.name}' is already {where} (job {status.job_id}): "
+                                 "wait for it or cancel it before starting another.")
 
 
 def _worker_env() -> dict[str, str]:

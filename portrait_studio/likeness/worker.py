@@ -56,10 +56,14 @@ def settings_from_json(data: dict[str, Any]) -> Settings:
 # ---- the three collaborators (face pipeline, scorer, registry); tests swap them ----------------------
 def prepare_dataset(photos: list[Path], dataset_dir: Path, settings: Settings) -> None:
     from portrait_studio.faces.pipeline import prepare_faces
+    from portrait_studio.likeness.photo_check import TRAINING_TOP_K
+    from portrait_studio.likeness.photo_rule import PhotoCount
 
     if dataset_dir.exists():  # a run that died mid-preparation left a partial folder
         shutil.rmtree(dataset_dir)
-    prepare_faces(photos, dataset_dir, settings)
+    # The photos are those the check kept (likeness.photo_rule): same top k, same minimum as the check.
+    minimum = PhotoCount.from_settings(settings).minimum
+    prepare_faces(photos, dataset_dir, settings, top_k=TRAINING_TOP_K, min_keep=minimum)
 
 
 def load_scorer(dataset_dir: Path, settings: Settings) -> Any:

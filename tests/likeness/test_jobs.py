@@ -48,7 +48,7 @@ def test_submit_checks_consent_owner_name_and_photos(settings: Settings, photos:
         jobs.submit("../evil", "Me", photos, config, consent=True)
     with pytest.raises(InputError, match="name"):
         jobs.submit("alice", "  ", photos, config, consent=True)
-    with pytest.raises(InputError, match="between 5 and 20 photos"):
+    with pytest.raises(InputError, match="Training needs 5–20 photos of one person; 2 usable"):
         jobs.submit("alice", "Me", photos[:2], config, consent=True)
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="not a photo"):
