@@ -13,7 +13,6 @@ import textwrap
 import threading
 import time
 import types
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -237,12 +236,8 @@ def test_zerogpu_stub_calls_ask_their_size_and_load_no_model_inside_the_call(dep
     # is over it, refused up front by its price with the way out.
     with pytest.raises(Exception, match="greater than maximum"):
         call(client, "/animate", prompt_text="a portrait", n_frames=64, step_count=60, seed_value=1)
-    speech = tmp_path / "speech.wav"
-    with wave.open(str(speech), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 8000 * 12)
+    t = np.arange(8000 * 12) / 8000  # 12 s of an audible tone at 8 kHz (a silent file is refused first)
+    speech = write_wav((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), tmp_path / "speech.wav", 8000)
     with pytest.raises(Exception, match="choose SadTalker"):
         call(client, "/talk", speech=handle_file(str(speech)), engine_name="aniportrait", n_steps=25)
     calls = [line for line in deploy_apps.stub_log.read_text().splitlines()[stub_lines:] if line.startswith("call")]
