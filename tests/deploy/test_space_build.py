@@ -67,13 +67,13 @@ def _run(command: list[str], cwd: Path, log: Path, env: dict[str, str], timeout:
     with open(log, "a") as out:
         out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
-        start = out.tell()
+        start = out.tell()  # a byte offset: pip's progress bars are not ASCII
         try:
             done = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{' '.join(command)} ran over {timeout:.0f} s; its output so far:\n"
-                        f"{log.read_text()[start:][-4000:]}")
-    output = log.read_text()[start:]
+                        f"{log.read_bytes()[start:].decode(errors='replace')[-4000:]}")
+    output = log.read_bytes()[start:].decode(errors="replace")
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
     return output
 
