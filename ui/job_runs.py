@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -58,12 +57,8 @@ def encode_outputs(values: Any, folder: Callable[[], Path]) -> Any:
         return {"picture": str(path)}
     if type(values).__name__ == "DataFrame":
         return {"table": values.to_dict(orient="split")}
-    if isinstance(values, dict):  # plain data (the photo check's verdict): kept as it is if it is JSON
-        try:
-            json.dumps(values)
-        except (TypeError, ValueError):
-            return {"skip": True}
-        return {"data": values}
+    # Anything else (a component update, the photo check's verdict state) is not restored: a reloaded page
+    # has an empty upload box, and a verdict restored beside other photos would refuse them.
     return {"skip": True}  # a component update (a timer...): nothing to restore
 
 
@@ -79,8 +74,6 @@ def decode_outputs(values: Any) -> Any:
 
             split = values["table"]
             return pd.DataFrame(split["data"], columns=split["columns"])
-        if "data" in values:
-            return values["data"]
         if values.get("skip"):
             return gr.skip()
     if isinstance(values, str) and Path(values).is_absolute() and Path(values).suffix and not Path(values).exists():
