@@ -165,7 +165,10 @@ def test_library_delete_then_undo(page) -> None:  # noqa: ANN001
     page.get_by_role("tab", name="Library").click()
     page.locator("#library-gallery").get_by_text("Ink style", exact=False).first.wait_for(timeout=30_000)
     choose(page, "library-choice", f"{LIKENESS} (trained)")
-    assert page.locator("#library-trigger textarea, #library-trigger input").first.input_value() == "mbl"
+    from playwright.sync_api import expect
+
+    # The details fill in after the choice's event returns: wait for the value, do not read it at once.
+    expect(page.locator("#library-trigger textarea, #library-trigger input").first).to_have_value("mbl")
     page.locator("#library-details").get_by_text("mbl woman", exact=False).wait_for()
     shot(page, "library-details")
     page.locator("#library-delete").click()
