@@ -241,7 +241,10 @@ def test_zerogpu_stub_calls_ask_their_size_and_load_no_model_inside_the_call(dep
     with pytest.raises(Exception, match="choose SadTalker"):
         call(client, "/talk", speech=handle_file(str(speech)), engine_name="aniportrait", n_steps=25)
     calls = [line for line in deploy_apps.stub_log.read_text().splitlines()[stub_lines:] if line.startswith("call")]
-    assert calls == [f"call on_animate {gpu_time.FLOOR_SECONDS}"]  # tiny models: the floor; the refused never asked
+    # One call, the handler's (its qualified name may carry the tab builder's prefix): tiny models ask for
+    # the floor; the refused requests never asked.
+    assert len(calls) == 1 and calls[0].startswith("call ") and calls[0].endswith(
+        f"on_animate {gpu_time.FLOOR_SECONDS}"), calls
     log = app.log()[since:]
     assert "gpu-call task=animate loads=0" in log, log[-3000:]
     assert math.isfinite(gpu_time.FLOOR_SECONDS)
