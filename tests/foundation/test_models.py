@@ -152,8 +152,10 @@ def test_preload_every_tab_leaves_nothing_for_a_request_to_load(tiny_settings, t
 
     manager = ModelManager(tiny_settings)
     report = preload_every_tab(manager)
-    assert report.skipped == {} and set(GROUPS) == {"stylize", "controlnets", "animate", "anime", "talk", "faces"}
-    expected = ["base:unet", "controlnet_canny:model", "controlnet_openpose:model", models.motion_unet_key(),
+    assert report.skipped == {}
+    assert set(GROUPS) == {"stylize", "controlnets", "animate", "anime", "talk", "aniportrait", "faces"}
+    expected = ["aniportrait:nets", "vae_ft_mse:vae", "aniportrait_image_encoder:image_encoder",
+                "base:unet", "controlnet_canny:model", "controlnet_openpose:model", models.motion_unet_key(),
                 *(f"animegan_{style}:generator" for style in STYLES), "sadtalker256:generator",
                 "sadtalker512:generator", "sadtalker:mapping_full"]
     assert [key for key in expected if key not in manager.cache] == []
