@@ -78,4 +78,4 @@ def test_cli_bad_input_exits_2_with_one_line(settings: Settings, photos, capsys)
     assert code == 2 and len(err) == 1 and "'steps'" in err[0]
     code = main(["train", "--profile", "tiny", "--home", str(settings.home), "--name", "X", str(photos[0])])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "between 5 and 20 photos" in err[0]
+    assert code == 2 and len(err) == 1 and "needs 5–20 photos" in err[0]
