@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,19 +30,29 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def page(tiny_app):
+@contextmanager
+def browser_page(url: str, ready_tab: str = "Stylize"):
+    """Debian's chromium on ``url`` at a desktop size, once the ``ready_tab`` tab is there (one per module:
+    Playwright's sync API does not nest)."""
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(tiny_app.url, wait_until="load")
-        page.get_by_role("tab", name="Stylize").wait_for()
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name=ready_tab).wait_for()
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(tiny_app):
+    with browser_page(tiny_app.url, ready_tab="Stylize") as page:
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")

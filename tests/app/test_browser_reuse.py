@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, assert_video_plays, open_advanced, shot
+from tests.app.test_browser import CHROMIUM, assert_video_plays, browser_page, open_advanced, shot
 
 LIKENESS = "Mabel"
 
@@ -43,17 +43,8 @@ def library(tiny_settings, tiny_manager, tmp_path_factory):  # noqa: ANN001, ANN
 
 @pytest.fixture(scope="module")
 def page(tiny_app, library):  # noqa: ANN001
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(tiny_app.url, wait_until="load")
-        page.get_by_role("tab", name="Stylize").wait_for()
+    with browser_page(tiny_app.url, ready_tab="Stylize") as page:
         yield page
-        browser.close()
 
 
 def choose(page, elem_id: str, option: str) -> None:  # noqa: ANN001

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, assert_video_plays
+from tests.app.test_browser import CHROMIUM, assert_video_plays, browser_page
 from tests.talk._audio_helpers import tone, write_pcm_wav
 
 pytestmark = [
@@ -22,16 +22,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page(tiny_app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(tiny_app.url, wait_until="load")
-        page.get_by_role("tab", name="Talk").wait_for()
+    with browser_page(tiny_app.url, ready_tab="Talk") as page:
         yield page
-        browser.close()
 
 
 def test_aniportrait_engine_from_the_talk_tab_plays(page, tmp_path: Path) -> None:

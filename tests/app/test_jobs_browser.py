@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, open_advanced, shot
+from tests.app.test_browser import CHROMIUM, SCREENSHOTS, browser_page, open_advanced, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,17 +24,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page(tiny_app):
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(tiny_app.url, wait_until="load")
-        page.get_by_role("tab", name="Stylize").wait_for()
+    with browser_page(tiny_app.url, ready_tab="Stylize") as page:
         yield page
-        browser.close()
 
 
 def reload(page) -> None:
