@@ -79,6 +79,24 @@ def open_advanced(page, tab: str) -> None:
     steps.wait_for(state="visible")
 
 
+def generate_stylize(page) -> None:  # noqa: ANN001
+    """Click Generate and wait for this click's results.
+
+    Not "an image is in the gallery": the gallery may already hold an earlier test's result, or, on a page that
+    just loaded, the owner's newest finished Stylize job (another module's, in one test session). So both the
+    notes (a new run's "Seeds" line) and the first image must change; the notes alone arrive before the image.
+    """
+    before = page.evaluate(
+        "() => [document.querySelector('#stylize-notes').innerText, "
+        "document.querySelector('#stylize-gallery img')?.src ?? '']")
+    page.locator("#stylize-generate").click()
+    page.wait_for_function(
+        "([notes, src]) => { const t = document.querySelector('#stylize-notes').innerText; "
+        "const img = document.querySelector('#stylize-gallery img'); "
+        "return t !== notes && t.includes('Seeds') && img && img.src && img.src !== src; }",
+        arg=before, timeout=120_000)
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -124,8 +142,7 @@ def test_instant_likeness_from_the_train_tab_then_stylize_with_it(page) -> None:
     page.locator("#stylize-prompt textarea").fill("studio portrait photo")
     open_advanced(page, "stylize")
     page.locator("#stylize-steps input[type=number]").fill("2")
-    page.locator("#stylize-generate").click()
-    page.locator("#stylize-gallery img").first.wait_for(timeout=120_000)
+    generate_stylize(page)
     shot(page, "stylize-instant-result")
     assert "random" in page.locator("#stylize-notes").inner_text().lower()
     page.locator("#stylize-steps input[type=number]").fill("0")  # leave the tab as the next test expects it
@@ -153,8 +170,7 @@ def test_stylize_generates(page) -> None:
     page.locator("#stylize-prompt textarea").fill("studio portrait photo")
     open_advanced(page, "stylize")
     page.locator("#stylize-steps input[type=number]").fill("2")
-    page.locator("#stylize-generate").click()
-    page.locator("#stylize-gallery img").first.wait_for(timeout=120_000)
+    generate_stylize(page)
     shot(page, "stylize-result")
     assert "random" in page.locator("#stylize-notes").inner_text().lower()
 
