@@ -1,9 +1,8 @@
 """When to emulate a Space build: the fingerprint of what a Space installs, and the one that last built.
 
 What a Space installs: requirements.txt (and pre-requirements.txt, packages.txt if present), the Gradio SDK
-and Python the README's front matter names, and on ZeroGPU hardware ``spaces``. The ``spaces`` pin is not in
-the fingerprint yet: adding it changes every fingerprint, so it waits for a build recorded with it (about
-50 minutes here, longer than CI may take).
+and Python the README's front matter names, and on ZeroGPU hardware ``spaces`` (pinned in
+requirements-test.txt: the build installs that version).
 
 The build (``test_space_build.py``) takes minutes, so CI runs it only when this fingerprint differs from
 the one recorded in ``space_build_verified.txt`` (written by that test when the build passes; commit it)::
@@ -44,7 +43,15 @@ def fingerprint(repo: Path = REPO) -> str:
         lines = requirement_lines(path.read_text()) if path.is_file() else ["<absent>"]
         digest.update("\n".join([name, *lines, ""]).encode())
     digest.update("\n".join(front_matter_lines((repo / "README.md").read_text())).encode())
+    digest.update("".join(spaces_pin(repo)).encode())
     return digest.hexdigest()
+
+
+def spaces_pin(repo: Path = REPO) -> list[str]:
+    """The ``spaces==`` line the build installs for ZeroGPU (a new pin needs a new build)."""
+    path = repo / "requirements-test.txt"
+    lines = requirement_lines(path.read_text()) if path.is_file() else []
+    return [line for line in lines if line.lower().startswith("spaces==")]
 
 
 def verified(repo: Path = REPO) -> bool:
@@ -53,8 +60,9 @@ def verified(repo: Path = REPO) -> bool:
 
 
 def record_verified(repo: Path = REPO) -> None:
-    VERIFIED_FILE.write_text(f"{fingerprint(repo)}  sha256 of {', '.join(BUILD_FILES)} and the README's "
-                             f"{', '.join(FRONT_MATTER_KEYS)}: the last set a Space build passed with\n")
+    VERIFIED_FILE.write_text(f"{fingerprint(repo)}  sha256 of {', '.join(BUILD_FILES)}, the README's "
+                             f"{', '.join(FRONT_MATTER_KEYS)} and the spaces pin: the last set a Space build "
+                             f"passed with\n")
 
 
 if __name__ == "__main__":

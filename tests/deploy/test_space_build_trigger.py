@@ -44,6 +44,8 @@ def test_fingerprint_ignores_the_test_extras(tmp_path: Path) -> None:
     extras = repo / "requirements-test.txt"
     extras.write_text(extras.read_text().replace("pytest==", "pytest>="))
     assert space_build.fingerprint(repo) == before  # the build installs no test tool
+    extras.write_text(extras.read_text().replace("spaces==", "spaces>="))
+    assert space_build.fingerprint(repo) != before  # but it installs spaces, as ZeroGPU does
 
 
 def test_verified_compares_with_the_recorded_fingerprint(tmp_path: Path, monkeypatch) -> None:
