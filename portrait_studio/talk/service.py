@@ -43,6 +43,9 @@ class TalkOptions:
     blink: bool = True
     engine: str = "sadtalker"
     steps: int = 25  # AniPortrait's denoising steps (the reference's default)
+    # A video of someone whose head motion and blinks the portrait copies (relative to the video's first
+    # frame). It replaces the head motion from speech, so ``still`` and ``pose_style`` do not apply.
+    reference_video: Path | None = None
 
     def validate(self) -> TalkOptions:
         if self.engine not in ENGINES:
@@ -55,6 +58,9 @@ class TalkOptions:
             raise InputError(f"Renderer size {self.size} is not one of {', '.join(map(str, SIZES))}.")
         if not 0 <= self.pose_style < POSE_STYLES:
             raise InputError(f"Pose style {self.pose_style} must be between 0 and {POSE_STYLES - 1}.")
+        if self.reference_video is not None and self.engine != "aniportrait":
+            raise InputError("A reference video drives the AniPortrait engine only: choose AniPortrait, or leave "
+                             "the reference video out.")
         if not 0.0 <= self.expression_scale <= 3.0:
             raise InputError(f"Expression scale {self.expression_scale} must be between 0 and 3.")
         return self
