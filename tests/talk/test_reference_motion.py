@@ -158,3 +158,18 @@ def test_a_video_of_a_turning_face_gives_its_roll(grace_hopper: Image.Image, tmp
     # no pitch or yaw in the video: what shows is dlib's jitter (about a pixel on a 60 px eye gap; measured 2.6)
     assert np.abs(motion.poses[:10, [0, 1]]).max() < 4.0
     assert motion.poses[10, 2] == pytest.approx(motion.poses[8, 2])  # past the end it plays backwards
+
+
+def test_blinks_bring_the_upper_lids_down_onto_the_lower_lids(grace_points: np.ndarray) -> None:
+    mesh = face_mesh.reference_mesh(grace_points, WIDTH, HEIGHT)
+    upper, lower = face_mesh.UPPER_LID, face_mesh.LOWER_LID
+    assert mesh.placed[upper].all() and mesh.placed[lower].all()
+    image = face_mesh.project(mesh.vertices[None], mesh.transform, np.zeros((1, 6)), WIDTH, HEIGHT)[0]
+    gap = image[lower] - image[upper]
+    assert np.all(gap[:, 1] > 0) and np.all(np.abs(gap[:, 0]) < gap[:, 1] + 3)  # pairs face each other
+    closed = face_mesh.close_eyelids(np.repeat(mesh.vertices[None], 3, 0), np.array([0.0, 0.5, 1.0]))
+    assert np.array_equal(closed[0], mesh.vertices)
+    assert np.allclose(closed[1, upper], (mesh.vertices[upper] + mesh.vertices[lower]) / 2)
+    assert np.allclose(closed[2, upper], mesh.vertices[lower])
+    others = np.setdiff1d(np.arange(face_mesh.MESH_POINTS), upper)
+    assert np.array_equal(closed[2, others], mesh.vertices[others])  # only the upper lids move
