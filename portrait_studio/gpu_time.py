@@ -42,6 +42,9 @@ TALK_FULL_AUDIO_SECOND = 0.2  # pasting 25 frames back into the full picture
 ANIPORTRAIT_FPS = 30  # the engine renders at the reference's 30 fps
 ANIPORTRAIT_FRAME_STEP_SECONDS = 0.1  # UNet + motion module + reference attention: one frame, one step, 512 px
 ANIPORTRAIT_WINDOW_OVERLAP = 1.25  # overlapping 16-frame windows denoise about a quarter of the frames twice
+# A reference video: decoding and dlib's face detection + 68 points run on the CPU inside the call, one video
+# frame per output frame (measured 20 ms a 640 px frame on our 2-core test machine; kept on the slow side).
+REFERENCE_FRAME_SECONDS = 0.04
 PHOTO_CHECK_SECONDS = 0.5  # detection, landmarks, parsing, identity and quality of one photo
 ANIME_SECONDS = 2.0  # one AnimeGANv2 pass with the face crop
 
@@ -90,13 +93,15 @@ def animate_request(frames: int, steps: int, width: int, height: int) -> GpuRequ
 
 
 def talk_request(audio_seconds: float, renderer: int = 256, *, enhance: bool = False,
-                 full: bool = False, engine: str = "sadtalker", steps: int = 25) -> GpuRequest:
+                 full: bool = False, engine: str = "sadtalker", steps: int = 25,
+                 reference_video: bool = False) -> GpuRequest:
     """Talk: ``audio_seconds`` of speech rendered at ``renderer`` px by ``engine``."""
     if engine == "aniportrait":
         scale = renderer * renderer / BASE_PIXELS
         frames = audio_seconds * ANIPORTRAIT_FPS
         per_frame = steps * ANIPORTRAIT_FRAME_STEP_SECONDS * scale * ANIPORTRAIT_WINDOW_OVERLAP
         per_frame += VAE_DECODE_SECONDS * scale + FRAME_WRITE_SECONDS
+        per_frame += REFERENCE_FRAME_SECONDS if reference_video else 0.0
         seconds = _ask(TALK_FIXED_SECONDS + frames * per_frame)
         return _check_cap("Talk (AniPortrait)", seconds,
                           f"{audio_seconds:.1f} s of speech × {steps} steps at {renderer} px",
