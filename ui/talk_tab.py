@@ -52,10 +52,10 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                                   elem_id="talk-steps")
                 ref_video = gr.Video(label="Reference video (head motion and blinks)", sources=["upload"],
                                      elem_id="talk-ref-video", height=200)
-                gr.Markdown("AniPortrait only, optional: the portrait moves its head and blinks as the face in "
-                            "this video does, starting from its own pose (the video's first frame is the rest "
-                            "pose). It replaces the head motion from speech, so *Still head* and *Head-motion "
-                            "style* do not apply. A shorter video plays back and forth; a longer one is cut.",
+                gr.Markdown("Optional: the portrait moves its head and blinks as the face in this video does, "
+                            "starting from its own pose (the video's first frame is the rest pose). It replaces "
+                            "the head motion from speech, so *Still head* and *Head-motion style* do not apply. "
+                            "A shorter video plays back and forth; a longer one is cut.",
                             elem_id="talk-ref-video-note")
             run = gr.Button("Make it talk", variant="primary", elem_id="talk-run",
                             interactive=gate.interactive("talk"))

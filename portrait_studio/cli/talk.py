@@ -52,6 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "photorealistic, needs a large GPU (see `doctor`)")
     parser.add_argument("--steps", type=int, default=25, help="aniportrait: denoising steps")
     parser.add_argument("--ref-video", metavar="PATH",
-                        help="aniportrait: a video of a face whose head motion and blinks the portrait copies "
-                             "(relative to the video's first frame; replaces the head motion from speech, so "
-                             "--still and --pose-style do not apply)")
+                        help="a video of a face whose head motion and blinks the portrait copies (relative to "
+                             "the video's first frame; replaces the head motion from speech, so --still and "
+                             "--pose-style do not apply)")

@@ -12,6 +12,7 @@ the rest is not read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,8 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def motion_from_points(points: np.ndarray, found: np.ndarray, width: int, height: int, frames: int,
-                       name: str) -> ReferenceMotion:
-    """(n, 68, 2) landmarks (rows where ``found`` is False are ignored) -> motion for ``frames`` output frames."""
+def check_faces(found: np.ndarray, name: str) -> None:
+    """Enough frames with a face, or an error naming the file."""
     count = int(found.sum())
     if count == 0:
         raise InputError(f"No face was found in reference video {name}: use a clip where one face is clearly "
@@ -91,19 +91,43 @@ def motion_from_points(points: np.ndarray, found: np.ndarray, width: int, height
     if count < max(2, MIN_FACE_SHARE * len(found)):
         raise InputError(f"A face was found in only {count} of {len(found)} frames of reference video {name}: "
                          "use a clip where the face stays in view and faces the camera.")
-    poses = np.zeros((len(found), 6))
-    poses[found] = head_pose.head_poses(points[found], width, height)
-    ratios = np.zeros((len(found), 1))
-    ratios[found, 0] = head_pose.eye_aspect_ratio(points[found])
-    poses = smooth(fill_gaps(poses, found), POSE_SMOOTH_WINDOW)
-    blinks = head_pose.blink_amounts(fill_gaps(ratios, found)[:, 0])
+
+
+def fit_motion(poses: np.ndarray, ratios: np.ndarray, found: np.ndarray, frames: int) -> ReferenceMotion:
+    """Per video frame (n, 6) relative poses and (n,) eye aspect ratios, valid where ``found`` -> ``frames``
+    output frames: gaps filled, poses smoothed, ratios as blink amounts, looped back and forth."""
+    poses = smooth(fill_gaps(np.asarray(poses, dtype=np.float64), found), POSE_SMOOTH_WINDOW)
+    blinks = head_pose.blink_amounts(fill_gaps(np.asarray(ratios, dtype=np.float64)[:, None], found)[:, 0])
     order = ping_pong(len(found), frames)
     return ReferenceMotion(poses[order], blinks[order])
 
 
-def load_reference_motion(path: Path, frames: int, fps: float, settings: Settings, name: str | None = None,
-                          progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> ReferenceMotion:
-    """Head poses and blink amounts for ``frames`` output frames at ``fps`` from the video at ``path``."""
+def motion_from_points(points: np.ndarray, found: np.ndarray, width: int, height: int, frames: int,
+                       name: str) -> ReferenceMotion:
+    """(n, 68, 2) landmarks (rows where ``found`` is False are ignored) -> motion for ``frames`` output frames,
+    poses in ``face_mesh.pose_matrix``'s convention."""
+    check_faces(found, name)
+    poses = np.zeros((len(found), 6))
+    poses[found] = head_pose.head_poses(points[found], width, height)
+    ratios = np.zeros(len(found))
+    ratios[found] = head_pose.eye_aspect_ratio(points[found])
+    return fit_motion(poses, ratios, found, frames)
+
+
+@dataclass(frozen=True)
+class VideoFaces:
+    points: np.ndarray  # (n, 68, 2) per decoded frame; zeros where no face was found
+    found: np.ndarray  # (n,) bool
+    width: int
+    height: int
+    measured: np.ndarray | None  # (n, k) what ``measure`` returned per frame with a face (zeros elsewhere)
+
+
+def scan_video(path: Path, frames: int, fps: float, settings: Settings,
+               measure: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, name: str | None = None,
+               progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> VideoFaces:
+    """The 68 points of the largest face in each of the first ``frames`` frames at ``fps``; ``measure(frame,
+    points)`` is called on every frame with a face (a second estimate that needs the pixels)."""
     from portrait_studio.faces.dlib_backend import DlibBackend
     from portrait_studio.media.video import read_frames
 
@@ -112,7 +136,7 @@ def load_reference_motion(path: Path, frames: int, fps: float, settings: Setting
     duration = check_reference_video(path, settings, name)
     backend = DlibBackend()
     expected = max(1, min(frames, int(duration * fps)) if duration else frames)
-    points, found, size = [], [], (0, 0)
+    points, found, measured, size = [], [], [], (0, 0)
     for i, frame in enumerate(read_frames(path, fps, DETECT_SIDE, seconds=(frames + 1) / fps, name=name)):
         if i >= frames:
             break
@@ -124,6 +148,21 @@ def load_reference_motion(path: Path, frames: int, fps: float, settings: Setting
         face = _largest_face_points(backend, frame)
         found.append(face is not None)
         points.append(face if face is not None else np.zeros((68, 2)))
+        if measure is not None:
+            measured.append(measure(frame, face) if face is not None else None)
     if not points:
         raise InputError(f"Reference video {name} has no frames: use a video with a visible face.")
-    return motion_from_points(np.stack(points), np.array(found), *size, frames, name)
+    extra = None
+    if measure is not None and any(m is not None for m in measured):
+        width = len(next(m for m in measured if m is not None))
+        extra = np.stack([m if m is not None else np.zeros(width) for m in measured])
+    return VideoFaces(np.stack(points), np.array(found), size[0], size[1], extra)
+
+
+def load_reference_motion(path: Path, frames: int, fps: float, settings: Settings, name: str | None = None,
+                          progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> ReferenceMotion:
+    """Head poses (``face_mesh.pose_matrix`` convention) and blink amounts for ``frames`` output frames at
+    ``fps`` from the video at ``path``."""
+    name = name or Path(path).name
+    faces = scan_video(path, frames, fps, settings, name=name, progress=progress, cancel=cancel)
+    return motion_from_points(faces.points, faces.found, faces.width, faces.height, frames, name)

@@ -110,8 +110,11 @@ def test_talk_with_a_reference_video(client, portrait, tmp_path) -> None:
         face = image.convert("RGB").resize((256, 300))
     frames = [np.asarray(face.rotate(2 * i, fillcolor=(120, 120, 120))) for i in range(8)]
     reference = write_mp4(frames, tmp_path / "nodding.mp4", 30)
-    with pytest.raises(Exception, match="AniPortrait engine only"):  # SadTalker would ignore it: refused
-        client.predict(*_talk_args(portrait, speech, "sadtalker", reference), api_name="/talk")
-    video, notes = client.predict(*_talk_args(portrait, speech, "aniportrait", reference), api_name="/talk")
-    assert "16 frames" in notes
-    assert Path(video["video"] if isinstance(video, dict) else video).suffix == ".mp4"
+    for engine, frames in (("sadtalker", 13), ("aniportrait", 16)):  # 25 and 30 fps
+        video, notes = client.predict(*_talk_args(portrait, speech, engine, reference), api_name="/talk")
+        assert f"{frames} frames" in notes
+        assert Path(video["video"] if isinstance(video, dict) else video).suffix == ".mp4"
+    text = tmp_path / "holiday.mp4"
+    text.write_text("not a video")
+    with pytest.raises(Exception, match=r"holiday\.mp4 is not a readable video"):
+        client.predict(*_talk_args(portrait, speech, "sadtalker", text), api_name="/talk")

@@ -83,3 +83,5 @@ def test_a_reference_video_adds_its_face_detection_per_frame() -> None:
     with_video = gt.talk_request(10.0, 256, engine="aniportrait", steps=4, reference_video=True)
     raw_extra = 10.0 * gt.ANIPORTRAIT_FPS * gt.REFERENCE_FRAME_SECONDS
     assert abs(with_video.seconds - plain.seconds - raw_extra * gt.MARGIN) <= 1  # ceil of each ask
+    sadtalker, sadtalker_video = (gt.talk_request(10.0, 256, reference_video=r).seconds for r in (False, True))
+    assert abs(sadtalker_video - sadtalker - 10.0 * gt.SADTALKER_FPS * gt.REFERENCE_FRAME_SECONDS * gt.MARGIN) <= 1

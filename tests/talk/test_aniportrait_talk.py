@@ -13,6 +13,7 @@ from portrait_studio.media.audio import decode_audio
 from portrait_studio.media.video import probe_video
 from portrait_studio.talk.aniportrait.speech import FPS, frame_count
 from tests.talk._audio_helpers import tone, write_pcm_wav
+from tests.talk._reference_video import moving_face_video
 
 
 def test_cli_aniportrait_writes_mp4_with_audio_of_the_same_duration(
@@ -40,19 +41,6 @@ def test_cli_aniportrait_writes_mp4_with_audio_of_the_same_duration(
     assert not list(tmp_path.glob(".*"))  # no temp files beside the output
 
 
-def _reference_video(grace_hopper: Image.Image, path: Path) -> Path:
-    """Ten frames of grace_hopper moving right and turning, with the project's own MP4 writer."""
-    from portrait_studio.media.video import write_mp4
-
-    frames = []
-    for i in range(10):
-        canvas = Image.new("RGB", (420, 400), (120, 120, 120))
-        face = grace_hopper.resize((256, 300)).rotate(1.5 * i, Image.BICUBIC, fillcolor=(120, 120, 120))
-        canvas.paste(face, (40 + 4 * i, 50))
-        frames.append(canvas)
-    return write_mp4(frames, path, 30)
-
-
 def test_cli_reference_video_drives_the_head_and_keeps_the_audio_length(
     tiny_settings: Settings, grace_hopper: Image.Image, tmp_path: Path, capsys, monkeypatch
 ) -> None:
@@ -75,7 +63,7 @@ def test_cli_reference_video_drives_the_head_and_keeps_the_audio_length(
     portrait = tmp_path / "grace.png"
     grace_hopper.save(portrait)
     wav = write_pcm_wav(tmp_path / "speech.wav", tone(0.55, 16_000), 16_000)
-    video = _reference_video(grace_hopper, tmp_path / "ref.mp4")
+    video = moving_face_video(grace_hopper, tmp_path / "ref.mp4")
     out = tmp_path / "t.mp4"
     code = cli_main([
         "talk", "--engine", "aniportrait", "--steps", "1", "--portrait", str(portrait), "--audio", str(wav),
@@ -110,8 +98,7 @@ def test_cli_reference_video_that_is_no_video_is_refused_by_name(
     fake.write_text("a shopping list")
     args = ["talk", "--portrait", str(portrait), "--audio", str(wav), "--out", str(tmp_path / "t.mp4"),
             "--home", str(tiny_settings.home), "--profile", "tiny", "--ref-video", str(fake)]
-    assert cli_main([*args, "--engine", "aniportrait", "--steps", "1"]) == 2
-    assert "notes.mp4 is not a readable video" in capsys.readouterr().err
-    assert cli_main(args) == 2  # SadTalker has no reference video: said, not ignored
-    assert "AniPortrait engine only" in capsys.readouterr().err
+    for engine in ("aniportrait", "sadtalker"):
+        assert cli_main([*args, "--engine", engine, "--steps", "1"]) == 2
+        assert "notes.mp4 is not a readable video" in capsys.readouterr().err
     assert not (tmp_path / "t.mp4").exists()
