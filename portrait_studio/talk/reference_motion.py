@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import InputError
 from portrait_studio.progress import CancelToken, ProgressFn, no_progress
 from portrait_studio.talk import head_pose
+
+if TYPE_CHECKING:  # dlib loads its models on first use: import it only when a video is read
+    from portrait_studio.faces.dlib_backend import DlibBackend
 
 DETECT_SIDE = 640  # dlib's HOG finds faces from about 80 px: a face a sixth of the frame wide still counts
 MIN_FACE_SHARE = 0.5  # at least half of the frames need a face, or the motion would be mostly made up
@@ -51,8 +55,8 @@ def check_reference_video(path: Path, settings: Settings, name: str | None = Non
     return header.duration
 
 
-def _largest_face_points(backend: object, frame: np.ndarray) -> np.ndarray | None:
-    faces = [f for f in backend.detect(frame) if f.points is not None]  # type: ignore[attr-defined]
+def _largest_face_points(backend: DlibBackend, frame: np.ndarray) -> np.ndarray | None:
+    faces = [f for f in backend.detect(frame) if f.points is not None]
     return np.asarray(max(faces, key=lambda f: f.area).points, dtype=np.float64) if faces else None
 
 
