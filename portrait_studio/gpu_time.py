@@ -35,13 +35,17 @@ SCORE_IMAGE_SECONDS = 0.2  # face detection and identity embedding for best-of-N
 MOTION_FRAME_STEP_SECONDS = 0.07  # AnimateDiff: one frame, one step at 512 px, motion modules included
 FRAME_WRITE_SECONDS = 0.05  # MP4 + GIF + PNG of one frame (CPU work inside the call)
 TALK_FIXED_SECONDS = 5.0  # SadTalker: face crop, 3DMM reconstruction, audio features
-TALK_AUDIO_SECOND_256 = 1.0  # renderer at 256 px, 25 frames per second of audio
+TALK_AUDIO_SECOND_256 = 1.0  # renderer at 256 px, SADTALKER_FPS frames per second of audio
 TALK_512_FACTOR = 4.0  # the 512 px renderer has four times the pixels
 TALK_ENHANCE_AUDIO_SECOND = 0.75  # GFPGAN on 25 frames
 TALK_FULL_AUDIO_SECOND = 0.2  # pasting 25 frames back into the full picture
 ANIPORTRAIT_FPS = 30  # the engine renders at the reference's 30 fps
+SADTALKER_FPS = 25
 ANIPORTRAIT_FRAME_STEP_SECONDS = 0.1  # UNet + motion module + reference attention: one frame, one step, 512 px
 ANIPORTRAIT_WINDOW_OVERLAP = 1.25  # overlapping 16-frame windows denoise about a quarter of the frames twice
+# A reference video: decoding and dlib's face detection + 68 points run on the CPU inside the call, one video
+# frame per output frame (measured 20 ms a 640 px frame on our 2-core test machine; kept on the slow side).
+REFERENCE_FRAME_SECONDS = 0.04
 PHOTO_CHECK_SECONDS = 0.5  # detection, landmarks, parsing, identity and quality of one photo
 ANIME_SECONDS = 2.0  # one AnimeGANv2 pass with the face crop
 
@@ -90,19 +94,22 @@ def animate_request(frames: int, steps: int, width: int, height: int) -> GpuRequ
 
 
 def talk_request(audio_seconds: float, renderer: int = 256, *, enhance: bool = False,
-                 full: bool = False, engine: str = "sadtalker", steps: int = 25) -> GpuRequest:
+                 full: bool = False, engine: str = "sadtalker", steps: int = 25,
+                 reference_video: bool = False) -> GpuRequest:
     """Talk: ``audio_seconds`` of speech rendered at ``renderer`` px by ``engine``."""
     if engine == "aniportrait":
         scale = renderer * renderer / BASE_PIXELS
         frames = audio_seconds * ANIPORTRAIT_FPS
         per_frame = steps * ANIPORTRAIT_FRAME_STEP_SECONDS * scale * ANIPORTRAIT_WINDOW_OVERLAP
         per_frame += VAE_DECODE_SECONDS * scale + FRAME_WRITE_SECONDS
+        per_frame += REFERENCE_FRAME_SECONDS if reference_video else 0.0
         seconds = _ask(TALK_FIXED_SECONDS + frames * per_frame)
         return _check_cap("Talk (AniPortrait)", seconds,
                           f"{audio_seconds:.1f} s of speech × {steps} steps at {renderer} px",
                           "the denoising steps or the renderer size, use shorter speech, or choose SadTalker")
     per_second = TALK_AUDIO_SECOND_256 * (TALK_512_FACTOR if renderer >= 512 else 1.0)
     per_second += (TALK_ENHANCE_AUDIO_SECOND if enhance else 0.0) + (TALK_FULL_AUDIO_SECOND if full else 0.0)
+    per_second += SADTALKER_FPS * REFERENCE_FRAME_SECONDS if reference_video else 0.0  # face_3drecon: ~ms a frame
     seconds = _ask(TALK_FIXED_SECONDS + audio_seconds * per_second)
     return _check_cap("Talk", seconds, f"{audio_seconds:.1f} s of speech at {renderer} px",
                       "the renderer size, turn off Enhance face, or use shorter speech")

@@ -66,19 +66,21 @@ def animate(services: Services) -> Callable[..., int]:
 
 def talk(services: Services) -> Callable[..., int]:
     """Prices ``on_talk(image, slug, speech, still, enhance, expression, pose_style, mode, size, engine, steps,
-    ...)`` from
+    reference_video, ...)`` from
     the speech's length (decoded here, before any GPU is asked for; a bad file is refused the same way)."""
     from portrait_studio.media.audio import decode_audio
 
     def seconds(*args: Any, **_: Any) -> int:
         speech, _still, enhance, _expr, _style, mode, renderer = args[2:9]
         engine, steps = (args[9], args[10]) if len(args) > 10 else ("sadtalker", 25)
+        reference_video = len(args) > 11 and bool(args[11])
         if not speech:  # the handler refuses at once: ask for the least
             return gpu_time.FLOOR_SECONDS
         limit = services.settings.max_audio_seconds
         audio = decode_audio(Path(speech), limit, sample_rate=AUDIO_PROBE_RATE).duration
         return gpu_time.talk_request(audio, int(renderer), enhance=bool(enhance), full=mode == "full",
-                                     engine=str(engine or "sadtalker"), steps=int(steps or 25)).seconds
+                                     engine=str(engine or "sadtalker"), steps=int(steps or 25),
+                                     reference_video=reference_video).seconds
 
     return seconds
 

@@ -20,7 +20,7 @@ from ui.gpu import GPU_QUEUE, on_gpu
 from ui.job_runs import JobLine, tracked
 from ui.readiness import ActionGate
 from ui.status_line import StatusLine
-from ui.upload_check import check_on_arrival
+from ui.upload_check import check_on_arrival, video_problem
 from ui.widgets import likeness_dropdown, notes_markdown
 
 TASK = "talk"
@@ -50,6 +50,13 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
                 size = gr.Radio([256, 512], value=256, label="Renderer size")
                 steps = gr.Slider(1, 50, value=25, step=1, label="Denoising steps (AniPortrait)",
                                   elem_id="talk-steps")
+                ref_video = gr.Video(label="Reference video (head motion and blinks)", sources=["upload"],
+                                     elem_id="talk-ref-video", height=200)
+                gr.Markdown("Optional: the portrait moves its head and blinks as the face in this video does, "
+                            "starting from its own pose (the video's first frame is the rest pose). It replaces "
+                            "the head motion from speech, so *Still head* and *Head-motion style* do not apply. "
+                            "A shorter video plays back and forth; a longer one is cut.",
+                            elem_id="talk-ref-video-note")
             run = gr.Button("Make it talk", variant="primary", elem_id="talk-run",
                             interactive=gate.interactive("talk"))
             line = JobLine(services, TASK, tokens)  # one progress bar with the phase, Cancel while it runs
@@ -63,7 +70,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     @tracked(services, TASK)
     @on_gpu(seconds=gpu_budgets.talk(services))
     def on_talk(image, slug, speech, still_head, restore, expr, style, out_mode, renderer, engine_name, n_steps,
-                request: gr.Request, progress=gr.Progress()):
+                reference, request: gr.Request, progress=gr.Progress()):
         owner = request_owner(services, request)
         record = call_service(services.registry.get, owner, slug) if slug else None
         choice = call_service(choose_portrait, image, record.name if record else None,
@@ -78,7 +85,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
 
         options = TalkOptions(still=bool(still_head), expression_scale=float(expr), pose_style=int(style),
                               mode=out_mode, size=int(renderer), enhance=bool(restore), engine=str(engine_name),
-                              steps=int(n_steps))
+                              steps=int(n_steps), reference_video=Path(reference) if reference else None)
         session = session_key(request)
         token = tokens.start(session, TASK)
         try:
@@ -94,7 +101,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     line.attach([video, notes])
     event = line.on(
         run.click, on_talk,
-        inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size, engine, steps],
+        inputs=[portrait, likeness, audio, still, enhance, expression, pose_style, mode, size, engine, steps,
+                ref_video],
         outputs=[video, notes],
         api_name="talk",
         **GPU_QUEUE,
@@ -102,4 +110,5 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
     status.follow(event, lambda text: next((part for part in (text or "").split("\n\n") if part.startswith("Used")),
                                            "Done."), [notes])
     check_on_arrival(portrait, status.markdown, services.settings)
+    check_on_arrival(ref_video, status.markdown, services.settings, problem=video_problem)
     return {"portrait": portrait, "likeness": likeness, "job_line": line}

@@ -4,11 +4,12 @@ Gradio decodes an image box's file only when a handler runs, and a broken one th
 "Error". ``check_on_arrival(box, status, settings)`` listens to the box's upload without Gradio's
 preprocessing, decodes the file with the backend's own reader (``media.images.load_image``: the same
 rules and words as every service), clears the box when it cannot be used and says why in the tab's
-status line. Works for image boxes and file boxes (one or many files).
+status line. Works for image boxes, file boxes (one or many files) and video boxes (``video_problem``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,31 @@ def image_problem(path: Path, name: str, settings: Settings) -> str | None:
     return None
 
 
+def video_problem(path: Path, name: str, settings: Settings) -> str | None:
+    """Why this file cannot be a reference video (unreadable, too large, too long), or None. Only the header is
+    read: whether it shows a face is found when the job runs."""
+    from portrait_studio.talk.reference_motion import check_reference_video
+
+    try:
+        check_reference_video(path, settings, name)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+Problem = Callable[[Path, str, Settings], str | None]
+
+
 def check_on_arrival(box: gr.components.Component, status: gr.Markdown, settings: Settings,
-                     clear: bool = True) -> None:
-    """Wire ``box.upload``: refuse what cannot be decoded (``clear``: empty the box), say why in ``status``."""
+                     clear: bool = True, problem: Problem = image_problem) -> None:
+    """Wire ``box.upload``: refuse what ``problem`` finds unusable (``clear``: empty the box), say why in
+    ``status``. ``problem`` is ``image_problem`` (default) or ``video_problem``."""
 
     def arrived(payload: Any):
         files = _files(payload)
         if not files:
             return gr.skip(), gr.skip()
-        problems = [p for path, name in files if (p := image_problem(path, name, settings))]
+        problems = [p for path, name in files if (p := problem(path, name, settings))]
         if not problems:
             names = ", ".join(name for _, name in files[:3]) + (" …" if len(files) > 3 else "")
             return gr.skip(), f"Received {as_text(names)}."

@@ -21,6 +21,7 @@ def run_talk(args: argparse.Namespace, settings: Settings) -> int:
     options = TalkOptions(
         still=args.still, enhance=args.enhance, size=args.size, mode=args.mode, pose_style=args.pose_style,
         expression_scale=args.expression_scale, seed=args.seed, engine=args.engine, steps=args.steps,
+        reference_video=Path(args.ref_video) if args.ref_video else None,
     )
     result = talk(portrait, Path(args.audio), out, settings, options, progress=print_progress)
     print()
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (one clearly visible face)")
     parser.add_argument("--audio", required=True, help="speech: wav, mp3, m4a, ogg or flac")
     parser.add_argument("--out", required=True, help="output .mp4 file")
-    parser.add_argument("--still", action="store_true", help="keep the head still; animate lips, eyes, expression")
+    parser.add_argument("--still", action="store_true",
+                        help="keep the head still; animate lips, eyes, expression (a --ref-video moves it anyway)")
     parser.add_argument("--enhance", action="store_true", help="restore faces with GFPGAN (slower)")
     parser.add_argument("--size", type=int, choices=(256, 512), default=256, help="renderer resolution")
     parser.add_argument("--mode", choices=("crop", "full"), default="crop",
@@ -49,3 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="sadtalker: fast 3D-coefficient warping (default); aniportrait: video diffusion, "
                              "photorealistic, needs a large GPU (see `doctor`)")
     parser.add_argument("--steps", type=int, default=25, help="aniportrait: denoising steps")
+    parser.add_argument("--ref-video", metavar="PATH",
+                        help="a video of a face whose head motion and blinks the portrait copies (relative to "
+                             "the video's first frame; replaces the head motion from speech, so --still and "
+                             "--pose-style do not apply)")

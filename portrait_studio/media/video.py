@@ -8,6 +8,7 @@ a crash or a cancel never leaves a half-written video.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -198,3 +199,69 @@ def stream_mp4(
         finally:
             writer.close()
     return written
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    fps: float  # 0 when the container does not say
+    width: int  # of the decoded (upright) frames
+    height: int
+    duration: float  # seconds; 0 when the container does not say
+
+
+def read_header(path: Path, name: str | None = None) -> VideoHeader:
+    """A video file's rate, size and duration from its header (nothing is decoded): ``InputError`` naming the
+    file when it is missing or not a video ffmpeg can read."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    name = name or path.name
+    if not path.is_file():
+        raise InputError(f"Video file {name} not found.")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration, ValueError, IndexError) as exc:
+        # imageio-ffmpeg parses ffmpeg's log: a file without a video stream fails inside that parser
+        raise InputError(f"{name} is not a readable video: use an MP4, MOV, WebM or MKV file.") from exc
+    finally:
+        reader.close()
+    width, height = meta.get("size", (0, 0))
+    if width <= 0 or height <= 0:
+        raise InputError(f"{name} has no picture: use a video with a visible face.")
+    return VideoHeader(float(meta.get("fps") or 0.0), int(width), int(height), float(meta.get("duration") or 0.0))
+
+
+class _ScaledSizeNotice(logging.Filter):
+    """imageio-ffmpeg warns whenever the frames it reads differ in size from the stream's: we scale on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_ScaledSizeNotice())
+
+
+def read_frames(path: Path, fps: float, max_side: int, seconds: float | None = None,
+                name: str | None = None) -> Iterator[np.ndarray]:
+    """Decode a video as (h, w, 3) uint8 RGB frames at ``fps`` (ffmpeg's fps filter: frames are repeated or
+    dropped, which also evens out variable frame rates), scaled down so the long side is at most ``max_side``,
+    stopping after ``seconds``. Phone videos come out upright (ffmpeg applies the rotation tag)."""
+    import imageio_ffmpeg
+
+    header = read_header(path, name)
+    scale = min(1.0, max_side / max(header.width, header.height))
+    # even sizes, as ffmpeg's scaler rounds them; imageio-ffmpeg reads the size ffmpeg reports after the filter
+    width, height = (max(2, int(round(v * scale / 2)) * 2) for v in (header.width, header.height))
+    filters = f"fps={fps:g},scale={width}:{height}"
+    input_params = ["-t", f"{seconds:.3f}"] if seconds is not None else []
+    reader = imageio_ffmpeg.read_frames(str(path), input_params=input_params, output_params=["-vf", filters])
+    try:
+        meta = next(reader)
+        w, h = meta["size"]
+        for raw in reader:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{name or Path(path).name} could not be decoded to the end: it may be damaged.") from exc
+    finally:
+        reader.close()

@@ -23,6 +23,8 @@ from portrait_studio.talk.config import EXP_DIM, FPS
 from portrait_studio.talk.engine import TalkNets, render_frames, talk_nets
 from portrait_studio.talk.motion import blink_ratios, predict_expression, predict_pose, smooth_pose
 from portrait_studio.talk.preprocess import SourceFace, find_face, prepare_source
+from portrait_studio.talk.reference_motion import ReferenceMotion, check_reference_video
+from portrait_studio.talk.reference_recon import load_reference_pose_coefficients
 
 MODES = ("crop", "full")
 SIZES = (256, 512)
@@ -43,6 +45,10 @@ class TalkOptions:
     blink: bool = True
     engine: str = "sadtalker"
     steps: int = 25  # AniPortrait's denoising steps (the reference's default)
+    # A video of someone whose head motion and blinks the portrait copies (relative to the video's first
+    # frame). It replaces the head motion from speech, so ``still`` and ``pose_style`` do not apply. Both
+    # engines: AniPortrait reads the pose from dlib's points, SadTalker from face_3drecon (as its --ref_pose).
+    reference_video: Path | None = None
 
     def validate(self) -> TalkOptions:
         if self.engine not in ENGINES:
@@ -95,12 +101,19 @@ def talk(
     mels, frames = audio_features(audio.samples)
     progress(0.03, "finding the face")
     points = find_face(portrait, settings)
+    if options.reference_video is not None:  # its header, before the models load: a bad file fails fast
+        check_reference_video(Path(options.reference_video), settings)
     progress(0.05, "loading models")
     with talk_nets(manager, options.size, options.mode) as nets:
         source = prepare_source(portrait, points, options.size, nets.face_3drecon, nets.device)
         cancel.raise_if_cancelled()
+        motion = None
+        if options.reference_video is not None:
+            motion = load_reference_pose_coefficients(Path(options.reference_video), frames, settings,
+                                                      nets.face_3drecon, nets.device, scaled(progress, 0.05, 0.1),
+                                                      cancel)
         progress(0.1, "predicting motion from speech")
-        coeffs = _motion_coefficients(nets, mels, source, options)
+        coeffs = _motion_coefficients(nets, mels, source, options, motion)
         cancel.raise_if_cancelled()
         source_coeffs = source.coeffs if options.mode == "full" else source.coeffs[:70]
         rendered = list(
@@ -137,8 +150,10 @@ def _talk_aniportrait(portrait: Image.Image, samples: np.ndarray, out_path: Path
     return TalkResult(out_path, frames / ANIPORTRAIT_FPS, frames, random_weights, warnings)
 
 
-def _motion_coefficients(nets: TalkNets, mels: np.ndarray, source: SourceFace, options: TalkOptions) -> np.ndarray:
-    """(frames, 70) expression + pose, or (frames, 73) with the crop parameters in full mode."""
+def _motion_coefficients(nets: TalkNets, mels: np.ndarray, source: SourceFace, options: TalkOptions,
+                         motion: ReferenceMotion | None = None) -> np.ndarray:
+    """(frames, 70) expression + pose, or (frames, 73) with the crop parameters in full mode. A reference
+    video's ``motion`` gives the blinks and the pose (the source's plus the video's relative pose)."""
     device = nets.device
     frames = mels.shape[0]
     rng = np.random.default_rng(options.seed)
@@ -146,9 +161,13 @@ def _motion_coefficients(nets: TalkNets, mels: np.ndarray, source: SourceFace, o
     mel_t = torch.from_numpy(mels)[None, :, None].to(device)
     src = torch.from_numpy(source.coeffs)[None].to(device)
     blink = blink_ratios(frames, rng) if options.blink else np.zeros((frames, 1), np.float32)
+    if motion is not None:
+        blink = motion.blinks[:frames, None].astype(np.float32)
     exp = predict_expression(nets.audio2exp, mel_t, src[:, :EXP_DIM], torch.from_numpy(blink)[None].to(device))
     exp = exp[0].cpu().numpy() * options.expression_scale
-    if options.still:
+    if motion is not None:
+        pose = source.coeffs[None, EXP_DIM:70] + motion.poses[:frames]
+    elif options.still:
         pose = np.repeat(source.coeffs[None, EXP_DIM:70], frames, axis=0)
     else:
         pose = predict_pose(nets.audio2pose, mel_t, src[:, EXP_DIM:70], options.pose_style, generator)

@@ -49,3 +49,17 @@ def test_aniportrait_engine_from_the_talk_tab_plays(page, tmp_path: Path) -> Non
     assert_video_plays(page, "#talk-video")
     duration = page.locator("#talk-video video").first.evaluate("el => el.duration")
     assert abs(duration - 16 / 30) <= 1 / 30 + 0.05  # the browser's duration: the longer of the two tracks
+
+
+def test_a_reference_video_that_is_no_video_is_refused_on_arrival(page, tmp_path: Path) -> None:
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("a shopping list")
+    page.get_by_role("tab", name="Talk").click()
+    box = page.locator("#talk-ref-video")
+    if not box.is_visible():
+        page.locator("#talk-advanced").get_by_text("Advanced").first.click()
+    box.locator("input[type=file]").set_input_files(str(fake))
+    status = page.locator("#talk-status-line")
+    status.get_by_text("holiday.mp4 is not a readable video", exact=False).wait_for(timeout=20_000)
+    assert "Upload refused" in status.inner_text() and "emptied" in status.inner_text()
+    assert box.locator("video").count() == 0  # emptied: nothing left to play or to send

@@ -1,4 +1,4 @@
-"""The other Stylize and Animate modes through the running app's API: template, preset, anime, from a portrait."""
+"""The other Stylize and Animate modes, and Talk with a reference video, through the running app's API."""
 
 from __future__ import annotations
 
@@ -90,3 +90,31 @@ def test_camera_motion_in_sparsectrl_mode_is_refused_with_the_way_out(client, po
             "", 0.8, "", "smiling", "", handle_file(str(portrait)), 0.6, ["zoom-in"], 0.8, 4, 8, 2, 5.0, 1, "none",
             False, "sparsectrl", None, 1.0, api_name="/animate",
         )
+
+
+def _talk_args(portrait: Path, speech: Path, engine: str, reference: Path | None) -> tuple:
+    """Positional inputs of /talk: portrait, likeness, speech, still, enhance, expression, pose style, mode,
+    size, engine, steps, reference video."""
+    return (handle_file(str(portrait)), "", handle_file(str(speech)), False, False, 1.0, 0, "crop", 256, engine, 1,
+            handle_file(str(reference)) if reference else None)
+
+
+def test_talk_with_a_reference_video(client, portrait, tmp_path) -> None:
+    import numpy as np
+
+    from portrait_studio.media.video import write_mp4
+    from tests.talk._audio_helpers import tone, write_pcm_wav
+
+    speech = write_pcm_wav(tmp_path / "speech.wav", tone(0.55, 16_000), 16_000)
+    with Image.open(portrait) as image:
+        face = image.convert("RGB").resize((256, 300))
+    frames = [np.asarray(face.rotate(2 * i, fillcolor=(120, 120, 120))) for i in range(8)]
+    reference = write_mp4(frames, tmp_path / "nodding.mp4", 30)
+    for engine, frames in (("sadtalker", 13), ("aniportrait", 16)):  # 25 and 30 fps
+        video, notes = client.predict(*_talk_args(portrait, speech, engine, reference), api_name="/talk")
+        assert f"{frames} frames" in notes
+        assert Path(video["video"] if isinstance(video, dict) else video).suffix == ".mp4"
+    text = tmp_path / "holiday.mp4"
+    text.write_text("not a video")
+    with pytest.raises(Exception, match=r"holiday\.mp4 is not a readable video"):
+        client.predict(*_talk_args(portrait, speech, "sadtalker", text), api_name="/talk")

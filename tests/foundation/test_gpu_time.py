@@ -75,3 +75,13 @@ def test_aniportrait_is_priced_by_frames_times_steps() -> None:
     assert short > gt.talk_request(2.0, 256).seconds
     assert gt.talk_request(2.0, 256, engine="aniportrait", steps=20).seconds > short
     assert short <= gt.MAX_CALL_SECONDS
+
+
+def test_a_reference_video_adds_its_face_detection_per_frame() -> None:
+    # dlib runs on every frame of the reference video inside the call: 10 s of speech = 300 frames.
+    plain = gt.talk_request(10.0, 256, engine="aniportrait", steps=4)
+    with_video = gt.talk_request(10.0, 256, engine="aniportrait", steps=4, reference_video=True)
+    raw_extra = 10.0 * gt.ANIPORTRAIT_FPS * gt.REFERENCE_FRAME_SECONDS
+    assert abs(with_video.seconds - plain.seconds - raw_extra * gt.MARGIN) <= 1  # ceil of each ask
+    sadtalker, sadtalker_video = (gt.talk_request(10.0, 256, reference_video=r).seconds for r in (False, True))
+    assert abs(sadtalker_video - sadtalker - 10.0 * gt.SADTALKER_FPS * gt.REFERENCE_FRAME_SECONDS * gt.MARGIN) <= 1

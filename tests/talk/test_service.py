@@ -17,6 +17,7 @@ from portrait_studio.progress import CancelToken
 from portrait_studio.talk import TalkOptions, talk
 from portrait_studio.talk.config import FPS
 from tests.talk._audio_helpers import tone, write_pcm_wav
+from tests.talk._reference_video import moving_face_video
 
 
 def _assert_av_in_sync(path: Path, frames: int) -> None:
@@ -43,6 +44,48 @@ def test_talk_end_to_end_with_head_motion(
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert len(progress) >= result.frames  # a report per rendered frame
     assert not list(tmp_path.glob(".*"))  # no temp files left beside the output
+
+
+def test_sadtalker_reference_video_gives_pose_and_blinks(
+    tiny_settings: Settings, tiny_manager, grace_hopper: Image.Image, tmp_path: Path, monkeypatch
+) -> None:
+    from portrait_studio.talk import service
+
+    seen: list[tuple[np.ndarray, np.ndarray, object]] = []
+    original = service._motion_coefficients
+
+    def spy(nets, mels, source, options, motion=None):
+        coeffs = original(nets, mels, source, options, motion)
+        seen.append((coeffs, source.coeffs, motion))
+        return coeffs
+
+    monkeypatch.setattr(service, "_motion_coefficients", spy)
+    blinks: list[np.ndarray] = []
+    predict_expression = service.predict_expression
+
+    def blink_spy(net, mels, source_exp, blink):
+        blinks.append(blink[0, :, 0].cpu().numpy())
+        return predict_expression(net, mels, source_exp, blink)
+
+    monkeypatch.setattr(service, "predict_expression", blink_spy)
+    wav = write_pcm_wav(tmp_path / "speech.wav", tone(1.0, 16_000), 16_000)
+    video = moving_face_video(grace_hopper, tmp_path / "ref.mp4")
+    out = tmp_path / "ref_talk.mp4"
+    result = talk(grace_hopper, wav, out, tiny_settings, TalkOptions(reference_video=video, still=True),
+                  manager=tiny_manager)
+    _assert_av_in_sync(out, result.frames)
+    ((coeffs, source, motion),) = seen
+    assert motion is not None and motion.poses.shape == (result.frames, 6) == (25, 6)
+    # the portrait's own pose at the video's first frame, then the video's pose relative to it (still or not)
+    assert np.allclose(coeffs[0, 64:70], source[64:70], atol=1e-6)
+    assert np.allclose(coeffs[:, 64:70], source[None, 64:70] + motion.poses, atol=1e-5)
+    assert np.abs(motion.poses).max() > 1e-4  # the face_3drecon of the moving frames differs from the first
+    # the expression network's blink input is the video's (no blink in this photo), not SadTalker's random blinks
+    assert np.array_equal(blinks[0], motion.blinks.astype(np.float32))
+    rng = np.random.default_rng(0)  # what the service draws for seed 0: the pose seed, then the blinks
+    rng.integers(0, 2**31 - 1)
+    random_blinks = service.blink_ratios(25, rng)[:, 0]
+    assert random_blinks.max() > 0 and not np.array_equal(blinks[0], random_blinks)
 
 
 def test_talk_full_still_via_cli(

@@ -23,6 +23,7 @@ from portrait_studio.models.manager import ModelManager
 from portrait_studio.progress import CancelToken, ProgressFn, scaled
 from portrait_studio.talk.aniportrait import face_mesh, landmark_image, speech
 from portrait_studio.talk.aniportrait.nets import AniPortraitNets, load_nets
+from portrait_studio.talk.reference_motion import ReferenceMotion
 
 NETS_KEY = "aniportrait:nets"
 VAE_KEY = "vae_ft_mse:vae"
@@ -98,14 +99,22 @@ def aniportrait_models(manager: ModelManager) -> Iterator[Loaded]:
 
 
 def landmark_frames(models: Loaded, samples: np.ndarray, points68: np.ndarray, size: int, frames: int,
-                    still: bool, style: int, expression_scale: float = 1.0) -> np.ndarray:
+                    still: bool, style: int, expression_scale: float = 1.0,
+                    motion: ReferenceMotion | None = None) -> np.ndarray:
     """Speech and the crop's 68 points -> (f, size, size, 3) landmark images (the reference pipeline reads no
-    landmark image of the portrait itself)."""
+    landmark image of the portrait itself). A reference video's ``motion`` gives the head poses (instead of
+    audio2pose, and whatever ``still`` says) and closes the eyelids when its eyes blink."""
     mesh = face_mesh.reference_mesh(points68, size, size)
     audio = speech.normalise(samples)
     vertices = speech.mesh_sequence(models.nets.audio2mesh, audio, frames, mesh.vertices, expression_scale)
     vertices[:, ~mesh.placed] = mesh.vertices[None, ~mesh.placed]  # undrawn vertices: keep them out of the way
-    poses = np.zeros((frames, 6)) if still else speech.pose_sequence(models.nets.audio2pose, audio, frames, style)
+    if motion is not None:
+        vertices = face_mesh.close_eyelids(vertices, motion.blinks[:frames])
+        poses = motion.poses[:frames]
+    elif still:
+        poses = np.zeros((frames, 6))
+    else:
+        poses = speech.pose_sequence(models.nets.audio2pose, audio, frames, style)
     return landmark_image.draw_frames(face_mesh.project(vertices, mesh.transform, poses, size, size), size, size)
 
 

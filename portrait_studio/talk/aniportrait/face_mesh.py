@@ -28,6 +28,15 @@ NEAR, FAR = 1.0, 10000.0
 EYE_CORNER_CM = 9.0  # outer eye corners (vertices 33, 263) in MediaPipe's canonical face, about 9 cm apart
 DEPTH_BULGE = 0.35  # ellipsoid depth: a point at the oval's side lies this many half-widths behind the centre
 
+# MediaPipe's eyelid vertices, corner to corner in image order. Both lids of an eye have the same count and are
+# resampled along dlib's lids by arc length, so the k-th upper and the k-th lower vertex face each other.
+_RIGHT_UPPER_LID = [33, 246, 161, 160, 159, 158, 157, 173, 133]
+_RIGHT_LOWER_LID = [33, 7, 163, 144, 145, 153, 154, 155, 133]
+_LEFT_UPPER_LID = [362, 398, 384, 385, 386, 387, 388, 466, 263]
+_LEFT_LOWER_LID = [362, 382, 381, 380, 374, 373, 390, 249, 263]
+UPPER_LID = np.array(_RIGHT_UPPER_LID[1:-1] + _LEFT_UPPER_LID[1:-1])  # the corners belong to both lids
+LOWER_LID = np.array(_RIGHT_LOWER_LID[1:-1] + _LEFT_LOWER_LID[1:-1])
+
 # MediaPipe vertex chains, in image order (left to right, as seen), and the dlib 68 polylines they follow.
 # "right" eye/brow = the subject's right = the left of the image (MediaPipe's naming).
 _CHAINS: list[tuple[list[int], list[int]]] = [
@@ -37,10 +46,8 @@ _CHAINS: list[tuple[list[int], list[int]]] = [
     ([78, 191, 80, 81, 82, 13], [60, 61, 62]), ([13, 312, 311, 310, 415, 308], [62, 63, 64]),
     ([78, 95, 88, 178, 87, 14], [60, 67, 66]), ([14, 317, 402, 318, 324, 308], [66, 65, 64]),
     # eyes: upper and lower lids
-    ([33, 246, 161, 160, 159, 158, 157, 173, 133], [36, 37, 38, 39]),
-    ([33, 7, 163, 144, 145, 153, 154, 155, 133], [36, 41, 40, 39]),
-    ([362, 398, 384, 385, 386, 387, 388, 466, 263], [42, 43, 44, 45]),
-    ([362, 382, 381, 380, 374, 373, 390, 249, 263], [42, 47, 46, 45]),
+    (_RIGHT_UPPER_LID, [36, 37, 38, 39]), (_RIGHT_LOWER_LID, [36, 41, 40, 39]),
+    (_LEFT_UPPER_LID, [42, 43, 44, 45]), (_LEFT_LOWER_LID, [42, 47, 46, 45]),
     # eyebrows: upper rows on dlib's brow points
     ([70, 63, 105, 66, 107], [17, 18, 19, 20, 21]), ([336, 296, 334, 293, 300], [22, 23, 24, 25, 26]),
     # face oval: ear to chin to ear
@@ -150,4 +157,13 @@ def project(vertices: np.ndarray, transform: np.ndarray, poses: np.ndarray, widt
     for i, (frame, pose) in enumerate(zip(vertices, poses, strict=True)):
         homogeneous = np.concatenate([frame, np.ones((frame.shape[0], 1))], axis=1)
         out[i] = to_pixels((homogeneous @ (transform @ pose_matrix(pose)).T)[:, :3], width, height)
+    return out
+
+
+def close_eyelids(vertices: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """(f, 468, 3) vertices, (f,) 0 (open) .. 1 (shut): each upper-lid vertex moves that share of the way to
+    the lower-lid vertex facing it (a blink is the upper lid coming down; the lower one barely moves)."""
+    out = np.array(vertices, dtype=np.float64)
+    amount = np.clip(np.asarray(amounts, dtype=np.float64), 0.0, 1.0)[:, None, None]
+    out[:, UPPER_LID] += amount * (out[:, LOWER_LID] - out[:, UPPER_LID])
     return out

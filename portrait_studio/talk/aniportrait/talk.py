@@ -24,6 +24,7 @@ from portrait_studio.progress import CancelToken, ProgressFn, scaled
 from portrait_studio.talk import compose
 from portrait_studio.talk.aniportrait import engine, speech
 from portrait_studio.talk.preprocess import FacePoints, crop_box
+from portrait_studio.talk.reference_motion import load_reference_motion
 
 
 def face_points_68(image: Image.Image) -> np.ndarray:
@@ -59,12 +60,16 @@ def talk_aniportrait(
     size = options.size
     crop = portrait.crop((box.left, box.top, box.right, box.bottom)).resize((size, size), Image.LANCZOS)
     local = (points - [box.left, box.top]) * [size / box.size[0], size / box.size[1]]
+    motion = None
+    if options.reference_video is not None:  # read before the models load: a bad video fails fast
+        motion = load_reference_motion(Path(options.reference_video), frames, speech.FPS, settings,
+                                       progress=scaled(progress, 0.03, 0.05), cancel=cancel)
     progress(0.05, "loading models")
     with engine.aniportrait_models(manager) as models:
         cancel.raise_if_cancelled()
         progress(0.08, "predicting the face mesh and head motion from speech")
         poses = engine.landmark_frames(models, samples, local, size, frames, options.still, options.pose_style,
-                                       options.expression_scale)
+                                       options.expression_scale, motion)
         cancel.raise_if_cancelled()
         rendered = engine.render_clip(models, crop, poses, options.steps, options.seed or 0,
                                       scaled(progress, 0.12, 0.9), cancel)
