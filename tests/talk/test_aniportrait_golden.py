@@ -4,7 +4,8 @@
 ``aniportrait_goldens.npz`` was produced once, outside this repository, by running the published network
 code (AniPortrait at commit 7f6593f) in float64 on these weights and inputs. The tolerances are float64
 round-off (1e-9 relative): the comparison does not depend on the CPU's float32 kernels, so it holds on any
-x86/ARM machine. The PoseGuider has its published sizes (on 128 px frames); audio2mesh/audio2pose have their
+x86/ARM machine; like every float64 golden, each runs on the default and the one-thread kernel path
+(``tests/kernel_paths.py``). The PoseGuider has its published sizes (on 128 px frames); audio2mesh/audio2pose have their
 published heads on a tiny random wav2vec2 encoder (saved and reloaded through ``from_pretrained`` for the
 reference run).
 """
@@ -42,7 +43,7 @@ def _synthetic(module: torch.nn.Module, seed: int, skip: str | None = None) -> t
 
 
 @torch.no_grad()
-def test_pose_guider(golden: dict[str, np.ndarray]) -> None:
+def test_pose_guider(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     net = _synthetic(PoseGuider(), seed=0).double().eval()
     features = net(pattern((1, 3, 2, 128, 128), 21).double())
     assert [tuple(f.shape[1:]) for f in features] == [
@@ -60,7 +61,7 @@ def _audio_model(cls: type) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def test_audio2mesh(golden: dict[str, np.ndarray]) -> None:
+def test_audio2mesh(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     mesh = _audio_model(Audio2Mesh)(pattern((1, 8000), 23).double() * 0.5, FRAMES)
     assert mesh.shape == (1, FRAMES, 1404)
     _close(mesh[:, :, ::7], golden["a2m.sub"])
@@ -68,6 +69,6 @@ def test_audio2mesh(golden: dict[str, np.ndarray]) -> None:
 
 
 @torch.no_grad()
-def test_audio2pose(golden: dict[str, np.ndarray]) -> None:
+def test_audio2pose(golden: dict[str, np.ndarray], float64_kernel_path: str) -> None:
     pose = _audio_model(Audio2Pose)(pattern((1, 8000), 23).double() * 0.5, FRAMES, torch.tensor([7]))
     _close(pose, golden["a2p.pose"])

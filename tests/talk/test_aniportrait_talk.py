@@ -16,12 +16,17 @@ from tests.talk._audio_helpers import tone, write_pcm_wav
 from tests.talk._reference_video import moving_face_video
 
 
+def portrait_and_speech(grace_hopper: Image.Image, folder: Path) -> tuple[Path, Path]:
+    """The portrait as a file and 0.55 s of tone as speech: one 16-frame window at 30 fps."""
+    portrait = folder / "grace.png"
+    grace_hopper.save(portrait)
+    return portrait, write_pcm_wav(folder / "speech.wav", tone(0.55, 16_000), 16_000)
+
+
 def test_cli_aniportrait_writes_mp4_with_audio_of_the_same_duration(
     tiny_settings: Settings, grace_hopper: Image.Image, tmp_path: Path, capsys
 ) -> None:
-    portrait = tmp_path / "grace.png"
-    grace_hopper.save(portrait)
-    wav = write_pcm_wav(tmp_path / "speech.wav", tone(0.55, 16_000), 16_000)
+    portrait, wav = portrait_and_speech(grace_hopper, tmp_path)
     out = tmp_path / "t.mp4"
     code = cli_main([
         "talk", "--engine", "aniportrait", "--steps", "1", "--portrait", str(portrait), "--audio", str(wav),
@@ -60,9 +65,7 @@ def test_cli_reference_video_drives_the_head_and_keeps_the_audio_length(
         return calls[-1]["video"]
 
     monkeypatch.setattr(engine, "landmark_frames", spy)
-    portrait = tmp_path / "grace.png"
-    grace_hopper.save(portrait)
-    wav = write_pcm_wav(tmp_path / "speech.wav", tone(0.55, 16_000), 16_000)
+    portrait, wav = portrait_and_speech(grace_hopper, tmp_path)
     video = moving_face_video(grace_hopper, tmp_path / "ref.mp4")
     out = tmp_path / "t.mp4"
     code = cli_main([
@@ -91,9 +94,7 @@ def test_cli_reference_video_drives_the_head_and_keeps_the_audio_length(
 def test_cli_reference_video_that_is_no_video_is_refused_by_name(
     tiny_settings: Settings, grace_hopper: Image.Image, tmp_path: Path, capsys
 ) -> None:
-    portrait = tmp_path / "grace.png"
-    grace_hopper.save(portrait)
-    wav = write_pcm_wav(tmp_path / "speech.wav", tone(0.55, 16_000), 16_000)
+    portrait, wav = portrait_and_speech(grace_hopper, tmp_path)
     fake = tmp_path / "notes.mp4"
     fake.write_text("a shopping list")
     args = ["talk", "--portrait", str(portrait), "--audio", str(wav), "--out", str(tmp_path / "t.mp4"),

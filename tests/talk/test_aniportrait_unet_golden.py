@@ -5,7 +5,8 @@ in "full" fusion with classifier-free guidance), run once outside this repositor
 
 Small channels (32/32/64/64, one layer per block, 8 heads) with the published block structure; weights from
 ``synthetic_state`` over the published key names (motion-module position tables are the sinusoidal formula,
-as in the real files). Tolerances are float64 round-off, so the check is portable across CPUs.
+as in the real files). Tolerances are float64 round-off, so the check is portable across CPUs; it runs on
+the default and the one-thread kernel path (``tests/kernel_paths.py``).
 """
 
 from __future__ import annotations
@@ -81,14 +82,14 @@ def test_position_table_is_the_reference_formula(golden: dict[str, np.ndarray]) 
 
 
 @torch.no_grad()
-def test_denoising_unet_with_pose_features(golden: dict[str, np.ndarray], nets) -> None:
+def test_denoising_unet_with_pose_features(golden: dict[str, np.ndarray], nets, float64_kernel_path: str) -> None:
     _, unet = nets
     embeds, latents, pose = _inputs()
     _close(unet(latents, torch.tensor(601), embeds, pose), golden["den.plain"])
 
 
 @torch.no_grad()
-def test_reference_attention_with_guidance(golden: dict[str, np.ndarray], nets) -> None:
+def test_reference_attention_with_guidance(golden: dict[str, np.ndarray], nets, float64_kernel_path: str) -> None:
     reference, unet = nets
     embeds, latents, pose = _inputs()
     t = torch.tensor(601)
