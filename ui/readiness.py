@@ -47,18 +47,22 @@ class ActionGate:
                 purpose = modes.get(name) or f"{readiness.label} (required)"
                 if purpose not in purposes.setdefault(name, []):
                     purposes[name].append(purpose)
-        # One row per purpose and state (eight camera-motion LoRAs are one row, not eight).
+        # One line per purpose and state (eight camera-motion LoRAs are one line, not eight). A list, not a
+        # table: the notice sits in the form's column, where a four-column table squeezes to a letter a line.
         rows: dict[tuple[str, str], list[str]] = {}
         for name, status in statuses.items():
             state = "ready" if status.ready else status.state
             rows.setdefault(("; ".join(purposes[name]), state), []).append(name)
-        lines += ["", "| model role | needed for | state | download |", "| --- | --- | --- | --- |"]
+        lines.append("")
         for (purpose, state), names in rows.items():
             megabytes = sum(statuses[n].download_mb for n in names)
-            fetch = size_text(megabytes) if megabytes else "-"
-            lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {purpose} | {state} | {fetch} |")
-        lines += ["", "Fetch them with the Download button, or run `python -m portrait_studio download --roles "
-                  f"{','.join(self.missing())}`."]
+            fetch = f", {size_text(megabytes)} to download" if megabytes else ""
+            lines.append(f"- **{purpose}**: {', '.join(f'`{n}`' for n in names)} ({state}{fetch})")
+        command = f"`python -m portrait_studio download --roles {','.join(self.missing())}`"
+        if downloads_allowed(self.services):
+            lines += ["", f"Fetch them with the Download button below, or with {command}"]
+        else:  # offline, the tiny profile or a public app: no button here
+            lines += ["", f"Downloads are off in this app. On a machine with network, restart it after {command}"]
         return "\n".join(lines)
 
     def notice(self, buttons: dict[str, gr.Button]) -> gr.Markdown:
