@@ -72,7 +72,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
             best_of = gr.Checkbox(label="Best of N: rank by face similarity to the likeness", value=False)
             restore = gr.Slider(0, 1, value=0, step=0.1, label="Face restoration (GFPGAN; 0 = off)")
             with gr.Accordion("Template portrait: put the likeness into a photo", open=False) as template_section:
-                template_upload = gr.Image(label="Template photo", type="pil", sources=["upload", "clipboard"])
+                template_upload = gr.Image(label="Template photo", type="pil", sources=["upload", "clipboard"],
+                                           elem_id="stylize-template-upload")
                 template_gallery, template_name, template_empty = build_template_picker(services)
                 denoise = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="How much of the face to repaint")
                 control = gr.Radio(list(CONTROLS), value="canny", label="Keep the template's structure with")
