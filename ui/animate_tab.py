@@ -160,7 +160,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         **GPU_QUEUE,
     )
 
-    status.follow(event, "Done: the animation is on the right.")
+    status.follow(event)
     check_on_arrival(init_image, status.markdown, services.settings)
     check_on_arrival(end_image, status.markdown, services.settings)
     return {"likeness": likeness, "init_image": init_image, "gif": gif, "send_to_talk": send_to_talk,

@@ -53,8 +53,9 @@ class StatusLine:
 
         return handler
 
-    def follow(self, event: Any, done: str | Callable[..., str], inputs: list | None = None) -> None:
-        """Show ``done`` (text, or a function of ``inputs``) after success, the error after failure."""
+    def follow(self, event: Any, done: str | Callable[..., str] = "", inputs: list | None = None) -> None:
+        """Show ``done`` (text, or a function of ``inputs``) after success, the error after failure. Tabs with a
+        job line leave ``done`` empty: that line already says "done", so success only clears an old error."""
 
         def on_success(*values: Any) -> str:
             return done(*values) if callable(done) else done

@@ -198,8 +198,8 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         compare.click, on_compare, inputs=[likeness, compare_with, preset, prompt, negative, seed, steps],
         outputs=results, api_name="stylize_side_by_side", **GPU_QUEUE,
     )
-    status.follow(event, lambda paths: f"Done: {len(paths or [])} image(s).", [paths_state])
-    status.follow(compare_event, "Done: side by side.")
+    status.follow(event)
+    status.follow(compare_event)
     check_on_arrival(template_upload, status.markdown, services.settings)
     compare_with.focus(refresh_likenesses(services), [compare_with], [compare_with], api_name=False)
 

@@ -107,8 +107,7 @@ def build(services: Services, tokens: CancelTokens) -> dict[str, gr.Component]:
         api_name="talk",
         **GPU_QUEUE,
     )
-    status.follow(event, lambda text: next((part for part in (text or "").split("\n\n") if part.startswith("Used")),
-                                           "Done."), [notes])
+    status.follow(event)
     check_on_arrival(portrait, status.markdown, services.settings)
     check_on_arrival(ref_video, status.markdown, services.settings, problem=video_problem)
     return {"portrait": portrait, "likeness": likeness, "job_line": line}
