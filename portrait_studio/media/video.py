@@ -124,6 +124,22 @@ def write_gif(frames: Sequence[Frame], path: Path, fps: float) -> Path:
     return path
 
 
+# What reading a header raises for a file that is no video: ffmpeg's own errors, an empty stream, and
+# imageio-ffmpeg's log parser failing on a file without a video stream (IndexError/ValueError).
+_UNREADABLE = (OSError, RuntimeError, StopIteration, ValueError, IndexError)
+
+
+def _header_meta(path: Path) -> dict:
+    """The header imageio-ffmpeg parses from ffmpeg's log (nothing decoded); raises one of ``_UNREADABLE``."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        return next(reader)
+    finally:
+        reader.close()
+
+
 def probe_video(path: Path) -> VideoInfo:
     """Frame count, rate, size, codec and pixel format of a video file (decodes it once to count frames)."""
     import imageio_ffmpeg
@@ -132,12 +148,11 @@ def probe_video(path: Path) -> VideoInfo:
     if not path.is_file():
         raise InputError(f"Video file {path.name} not found.")
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
+        meta = _header_meta(path)
         count, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (RuntimeError, OSError, StopIteration) as exc:
-        raise InputError(f"{path.name} is not a readable video ({str(exc).splitlines()[0][:120]}).") from exc
+    except _UNREADABLE as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]  # StopIteration says nothing
+        raise InputError(f"{path.name} is not a readable video ({first_line[:120]}).") from exc
     codec_text = str(meta.get("codec", ""))
     width, height = meta.get("size", (0, 0))
     return VideoInfo(
@@ -212,20 +227,15 @@ class VideoHeader:
 def read_header(path: Path, name: str | None = None) -> VideoHeader:
     """A video file's rate, size and duration from its header (nothing is decoded): ``InputError`` naming the
     file when it is missing or not a video ffmpeg can read."""
-    import imageio_ffmpeg
 
     path = Path(path)
     name = name or path.name
     if not path.is_file():
         raise InputError(f"Video file {name} not found.")
-    reader = imageio_ffmpeg.read_frames(str(path))
     try:
-        meta = next(reader)
-    except (OSError, RuntimeError, StopIteration, ValueError, IndexError) as exc:
-        # imageio-ffmpeg parses ffmpeg's log: a file without a video stream fails inside that parser
+        meta = _header_meta(path)
+    except _UNREADABLE as exc:
         raise InputError(f"{name} is not a readable video: use an MP4, MOV, WebM or MKV file.") from exc
-    finally:
-        reader.close()
     width, height = meta.get("size", (0, 0))
     if width <= 0 or height <= 0:
         raise InputError(f"{name} has no picture: use a video with a visible face.")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from portrait_studio.errors import InputError
-from portrait_studio.media.video import read_frames, read_header, write_mp4
+from portrait_studio.media.video import probe_video, read_frames, read_header, write_mp4
 from tests.talk._audio_helpers import tone, write_pcm_wav
 
 
@@ -40,7 +40,8 @@ def test_files_that_are_no_video_are_named(tmp_path: Path) -> None:
     text.write_text("a shopping list")
     speech = write_pcm_wav(tmp_path / "speech.wav", tone(0.3, 16_000), 16_000)
     for path in (text, speech):
-        with pytest.raises(InputError, match=f"{path.name} is not a readable video"):
-            read_header(path)
+        for read in (read_header, probe_video):  # one header reader under both: the same refusals
+            with pytest.raises(InputError, match=f"{path.name} is not a readable video"):
+                read(path)
     with pytest.raises(InputError, match="gone.mp4 not found"):
         list(read_frames(tmp_path / "gone.mp4", fps=30, max_side=80))
