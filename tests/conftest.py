@@ -29,9 +29,25 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+def session_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of tiny models for the whole run, shared by the parallel workers.
+
+    The face stand-ins have their published architectures (GFPGAN alone is 340 MB), so a tiny profile is
+    about 0.8 GB; built per worker and per home it filled a CI machine's disk. The locator builds each role
+    under a file lock, so workers that ask for the same role at once build it once.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / "tiny-models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("studio_home")
+    home = tmp_path_factory.mktemp("studio_home")
+    (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ command that fetches it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -17,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from portrait_studio.config import Settings
@@ -129,7 +131,9 @@ class ModelLocator:
     def _tiny_path(self, role: Role) -> Path:
         folder = self.settings.tiny_dir / role.name
         target = folder / role.tiny_path if role.tiny_path else folder
-        with _tiny_lock:
+        if (folder / RANDOM_WEIGHTS_MARKER).is_file():
+            return target
+        with _tiny_lock, _role_build_lock(folder):
             if not (folder / RANDOM_WEIGHTS_MARKER).is_file():
                 build_tiny_role(role, folder)
         return target
@@ -304,6 +308,22 @@ def download_url(
         part.unlink()
         raise ValueError(str(exc).replace(part.name, target.name)) from None
     os.replace(part, target)
+
+
+@contextlib.contextmanager
+def _role_build_lock(folder: Path) -> Iterator[None]:
+    """Hold ``<folder>.lock`` (flock) while one process builds a role: several processes share one tiny
+    folder (the app and its CLI, parallel test workers), and a second builder would replace the folder
+    while the first one's caller loads from it."""
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def build_tiny_role(role: Role, folder: Path) -> None:

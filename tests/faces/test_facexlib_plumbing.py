@@ -23,6 +23,7 @@ from portrait_studio.faces.pipeline import prepare_faces
 from portrait_studio.faces.restore import restore_faces
 from portrait_studio.models.locator import ModelLocator, is_random_weights
 from portrait_studio.models.roles import ROLES
+from tests.conftest import session_tiny_models
 
 from .conftest import grace_hopper
 
@@ -31,7 +32,9 @@ FACE_ROLES = ("face_detection", "face_parsing", "face_recognition", "face_qualit
 
 @pytest.fixture(scope="module")
 def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(home=tmp_path_factory.mktemp("tinyhome"), profile="tiny", face_backend="facexlib")
+    home = tmp_path_factory.mktemp("tinyhome")
+    (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
+    settings = Settings(home=home, profile="tiny", face_backend="facexlib")
     locator = ModelLocator(settings)
     for role in FACE_ROLES:
         locator.path(role)  # builds the random model once for the module
