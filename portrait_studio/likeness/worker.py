@@ -168,7 +168,7 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
             last_write[0] = now
             update_status(job_dir, step=report.step, max_steps=report.max_steps, loss=report.loss,
                           eta_seconds=report.eta_seconds, message=f"training, step {report.step}/{report.max_steps}")
-            print(f"step {report.step}/{report.max_steps} loss {report.loss:.4f}", flush=True)
+            say_line(f"step {report.step}/{report.max_steps} loss {report.loss:.4f}")
 
     def on_checkpoint(report: CheckpointReport) -> None:
         points = read_status(job_dir).checkpoints
@@ -176,12 +176,12 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
         points.append(CheckpointPoint(report.step, report.best, report.scores))
         update_status(job_dir, step=report.step, checkpoints=sorted(points, key=lambda p: p.step),
                       message=f"checkpoint at step {report.step}: likeness {report.best:.2f}")
-        print(f"checkpoint {report.step} similarity {report.best:.3f}", flush=True)
+        say_line(f"checkpoint {report.step} similarity {report.best:.3f}")
 
     start = ck.latest_resumable(job_dir / "checkpoints")
     if start is not None:
         update_status(job_dir, resumed_from=start.step, step=start.step, message=f"resuming from step {start.step}")
-        print(f"resuming from checkpoint at step {start.step}", flush=True)
+        say_line(f"resuming from checkpoint at step {start.step}")
     manager = process_manager(settings)  # the cache face preparation used: unload_all frees both
     result = train_lora(manager, dataset_dir, job_dir, config, scorer, cancel=cancel,
                         role=job.get("role", "base"), on_step=on_step, on_checkpoint=on_checkpoint)
@@ -191,6 +191,14 @@ def _run(job_dir: Path, job: dict[str, Any], cancel: CancelToken) -> str:
     write_json_atomic(registered, {"slug": slug})
     _free_checkpoint_weights(job_dir)
     return slug
+
+
+def say_line(text: str) -> None:
+    """Print one progress line with a single write: the processes of a data-parallel run share one stdout,
+    and ``print`` writes the text and its newline separately when output is unbuffered, so two processes'
+    lines ran together ("...loss 1.2126step 1/2 loss 1.1287"). One write of a short line to a pipe is atomic."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _help_main_process(job_dir: Path, cancel: CancelToken) -> int:
@@ -206,8 +214,7 @@ def _help_main_process(job_dir: Path, cancel: CancelToken) -> int:
         dataset_dir = wait_for_dataset(job_dir, cancel)
         train_lora(ModelManager(settings), dataset_dir, job_dir, config, load_scorer(dataset_dir, settings),
                    cancel=cancel, role=job.get("role", "base"),
-                   on_step=lambda r: print(f"[process {rank}] step {r.step}/{r.max_steps} loss {r.loss:.4f}",
-                                           flush=True))
+                   on_step=lambda r: say_line(f"[process {rank}] step {r.step}/{r.max_steps} loss {r.loss:.4f}"))
     except CancelledError:
         return 130
     except PortraitStudioError as exc:

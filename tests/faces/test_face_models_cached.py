@@ -15,6 +15,7 @@ from portrait_studio.models.devices import pick_device
 from portrait_studio.models.locator import ModelLocator
 from portrait_studio.models.process_cache import process_manager
 from portrait_studio.stylize.anime import anime_portrait
+from tests.conftest import session_tiny_models
 
 from .conftest import grace_hopper
 
@@ -23,7 +24,9 @@ ROLES = ("face_detection", "face_parsing", "face_recognition", "face_quality", "
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(home=tmp_path_factory.mktemp("cachedhome"), profile="tiny", face_backend="facexlib")
+    home = tmp_path_factory.mktemp("cachedhome")
+    (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
+    settings = Settings(home=home, profile="tiny", face_backend="facexlib")
     locator = ModelLocator(settings)
     for role in ROLES:
         locator.path(role)

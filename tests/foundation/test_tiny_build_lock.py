@@ -36,7 +36,7 @@ def test_two_processes_asking_at_once_get_one_build(tmp_path: Path) -> None:
     time.sleep(3)  # both are past their imports and waiting
     go.touch()
     results = [process.communicate(timeout=120) for process in processes]
-    for process, (_, stderr) in zip(processes, results):
+    for process, (_, stderr) in zip(processes, results, strict=True):
         assert process.returncode == 0, stderr
     inodes = {stdout.strip() for stdout, _ in results}
     # One folder: a second build would have replaced it (os.replace of another staging folder, another inode).
