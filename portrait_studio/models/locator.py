@@ -312,9 +312,9 @@ def download_url(
 
 @contextlib.contextmanager
 def _role_build_lock(folder: Path) -> Iterator[None]:
-    """Hold ``<folder>.lock`` (flock) while one process builds a role: several processes share one tiny
-    folder (the app and its CLI, parallel test workers), and a second builder would replace the folder
-    while the first one's caller loads from it."""
+    """Hold ``.<role>.lock`` beside the role's folder (flock) while one process builds it: several processes
+    share one tiny folder (the app and its CLI, parallel test workers), and a second builder would replace
+    the folder while the first one's caller loads from it."""
     import fcntl
 
     folder.parent.mkdir(parents=True, exist_ok=True)
