@@ -98,7 +98,8 @@ def _similarity_plot(status) -> gr.ScatterPlot:
     """Points on an x axis from 0 to the last step: one checkpoint is a readable dot, not an empty line
     with the label "6.000000"."""
     last = max(int(getattr(status, "max_steps", 0) or 0), 1)
-    return gr.ScatterPlot(_similarity_frame(status), x_lim=[0, last])
+    # Hidden until there is a job: an empty chart only showed an axis of "training steps" from 0.0 to 1.0.
+    return gr.ScatterPlot(_similarity_frame(status), x_lim=[0, last], visible=status is not None)
 
 
 def build(services: Services) -> dict[str, gr.Component]:
@@ -139,14 +140,16 @@ def build(services: Services) -> dict[str, gr.Component]:
             gr.Markdown("**Photo check**")  # a heading, not a label drawn over the sheet's own title
             sheet = gr.Image(show_label=False, type="pil", interactive=False, elem_id="train-sheet")
             verdicts = gr.Dataframe(_verdict_rows([]), label="Verdicts", interactive=False, wrap=True,
-                                    column_widths=["18%", "10%", "45%", "9%", "9%", "9%"], elem_id="train-verdicts")
+                                    # px for the short columns: percentages broke "rejected" and "similarity"
+                                    column_widths=["18%", "88px", "36%", "104px", "64px", "64px"],
+                                    elem_id="train-verdicts")
             verdict_state = gr.State(None)
             check_notes = gr.Markdown(elem_id="train-check-notes")
             job_id = gr.State("")
             status_md = gr.Markdown("No training job yet.", elem_id="train-status")
             plot = gr.ScatterPlot(x="step", y="similarity", title="Face similarity per checkpoint", height=220,
                                y_lim=[0, 1], x_lim=[0, 1], x_title="training step", y_title="likeness (0–1)",
-                               elem_id="train-plot")
+                               visible=False, elem_id="train-plot")
             preview = gr.Image(label="Result", interactive=False, height=420, elem_id="train-result")
     timer = gr.Timer(2.0, active=False)
 
