@@ -21,9 +21,13 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
 
     report = build_report(settings)
     if args.smoke:
+        from portrait_studio.models.lease import DeviceLease, Holder
         from portrait_studio.models.smoke import run_smoke
 
-        report.smoke = run_smoke(settings)
+        # The smoke run loads models onto the device like any request: it waits while training holds it.
+        lease = DeviceLease.for_settings(settings)
+        with lease.hold(Holder("cli", "doctor --smoke"), on_wait=lambda message: print(message, file=sys.stderr)):
+            report.smoke = run_smoke(settings)
         report.roles = build_report(settings).roles  # the smoke run built or loaded roles: show them as they are now
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_table(report))
     problems = report.problems()

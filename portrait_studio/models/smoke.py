@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from portrait_studio.config import Settings
-from portrait_studio.errors import PortraitStudioError
+from portrait_studio.errors import InputError, PortraitStudioError
 from portrait_studio.models.locator import ModelLocator
 
 SMALLEST_SIDE = 64
@@ -98,6 +98,38 @@ def _faces(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
     return f"{backend.name}: {len(faces)} face(s) found and embedded"
 
 
+def _training(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
+    """Two optimizer steps of the Balanced recipe (UNet and text-encoder LoRA) at the smallest size, one
+    validation image scored against the sample face, the checkpoint merged: the training models load, their
+    dtypes agree through validation, and the files are written. Quality is not judged."""
+    import numpy as np
+    from PIL import ImageOps
+
+    from portrait_studio.faces.backends import get_face_backend
+    from portrait_studio.faces.similarity import FaceScorer
+    from portrait_studio.likeness.config import preset_config
+    from portrait_studio.likeness.trainer import train_lora
+
+    portrait = _sample_portrait()
+    backend = get_face_backend(settings)
+    rgb = np.asarray(portrait)
+    faces = backend.detect(rgb)
+    if not faces:
+        raise InputError(f"the {backend.name} face backend found no face in the sample portrait")
+    scorer = FaceScorer(backend, backend.embed(rgb, faces[0]))
+    crops = work / "dataset" / "crops"
+    crops.mkdir(parents=True)
+    square = ImageOps.fit(portrait, (SMALLEST_SIDE, SMALLEST_SIDE))
+    square.save(crops / "000.png")
+    ImageOps.mirror(square).save(crops / "001.png")
+    config = preset_config("Balanced", n_images=2, steps=2, resolution=SMALLEST_SIDE, validation_seeds=(1234,),
+                           validation_steps=1, trigger="pssmoke")
+    result = train_lora(manager, work / "dataset", work / "job", config, scorer)
+    if not result.lora_file.is_file():
+        raise InputError("the training smoke run wrote no LoRA file")
+    return f"{result.steps} steps of the Balanced recipe at {SMALLEST_SIDE} px, 1 checkpoint merged"
+
+
 def _talk(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
     from portrait_studio.talk import TalkOptions, talk
 
@@ -106,13 +138,15 @@ def _talk(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
     return f"{result.frames} frames at 256 px"
 
 
-# (tab, roles it needs, runner). Train Likeness is represented by its first stage (face analysis): a
-# training run is a separate job measured in minutes, not a smoke test.
+# (tab, roles it needs, runner). Train Likeness is its photo check ("train") and two steps of a training
+# run ("training"): a real run is a job measured in minutes, but its first steps are where the training
+# models meet the device (memory, dtypes).
 TABS: list[tuple[str, tuple[str, ...], Callable]] = [
     ("stylize", ("base",), _stylize),
     ("anime", ("animegan_face_paint_512_v2",), _anime),
     ("animate", ("base", "motion_adapter"), _animate),
     ("train", (), _faces),
+    ("training", ("base",), _training),
     ("talk", ("sadtalker",), _talk),
 ]
 

@@ -162,6 +162,31 @@ def test_a_cli_command_that_uses_the_device_waits_for_training(tmp_path: Path, c
         other.release()
 
 
+def test_doctor_smoke_waits_for_training_and_plain_doctor_does_not(tmp_path: Path, capsys, monkeypatch) -> None:
+    from argparse import Namespace
+
+    from portrait_studio.cli.doctor import run_doctor
+    from portrait_studio.config import Settings
+
+    settings = Settings(home=tmp_path, device="cpu", device_lease="on", offline=True)
+    smoked: list[float] = []
+    monkeypatch.setattr("portrait_studio.models.smoke.run_smoke", lambda s: smoked.append(time.monotonic()) or [])
+    trainer = OtherProcess(tmp_path, "training", "Ada", training_job(tmp_path))
+    trainer.wait_for("held")
+    try:
+        run_doctor(Namespace(smoke=False, json=True), settings)  # only looks: never waits
+        thread = threading.Thread(target=run_doctor, args=(Namespace(smoke=True, json=True), settings))
+        thread.start()
+        time.sleep(1.0)
+        assert smoked == []
+        released_at = time.monotonic()
+    finally:
+        trainer.release()
+    thread.join(timeout=30)
+    assert len(smoked) == 1 and smoked[0] >= released_at
+    assert "it is training the likeness 'Ada'" in capsys.readouterr().err
+
+
 def test_descriptions_name_the_holder() -> None:
     assert describe(None) == "Waiting for the GPU: another job is using it."
     assert "command-line talk job (process 42)" in describe(Holder("cli", "talk", pid=42))

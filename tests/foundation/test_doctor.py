@@ -67,7 +67,7 @@ def test_public_view_reveals_nothing_about_the_host(tmp_path):
     assert json.loads(view)["roles"][0] == {"role": "base", "group": "stylize", "ready": False}
 
 
-@pytest.mark.parametrize("tabs", [["stylize", "anime", "train"]])
+@pytest.mark.parametrize("tabs", [["stylize", "anime", "train", "training"]])
 def test_smoke_runs_the_smallest_request_of_each_tab(tiny_settings, tabs):
     from portrait_studio.models.smoke import run_smoke
 
@@ -77,6 +77,7 @@ def test_smoke_runs_the_smallest_request_of_each_tab(tiny_settings, tabs):
         assert "error" not in entry, entry
         assert entry["seconds"] > 0 and entry["peak_mb"] > 0
     assert results[0]["result"] == "1 image 64x64, 1 step"
+    assert results[3]["result"] == "2 steps of the Balanced recipe at 64 px, 1 checkpoint merged"
 
 
 def test_models_lists_sizes_before_downloading(tmp_path, capsys, monkeypatch):
