@@ -37,6 +37,11 @@ FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 KEEP_PER_OWNER = 30
 
 
+def _cancelling(message: str) -> str:
+    """The phase line of a job asked to stop: "cancelling… (image 3/8)", not "cancelling… (cancelled)"."""
+    return "cancelling…" if message.lower().startswith("cancel") else f"cancelling… ({message})"
+
+
 @dataclass
 class VisitorJob:
     job_id: str
@@ -155,7 +160,7 @@ class VisitorJobs:
             job.fraction = min(max(float(fraction), 0.0), 1.0)
             if message:
                 token = self._tokens.get((owner, job_id))
-                job.message = message if token is None or not token.cancelled else f"cancelling… ({message})"
+                job.message = message if token is None or not token.cancelled else _cancelling(message)
 
     def succeed(self, owner: str, job_id: str, result: Any, message: str = "done") -> VisitorJob:
         return self._end(owner, job_id, "succeeded", message=message, result=result, fraction=1.0)

@@ -87,6 +87,16 @@ def test_cancel_while_running_trips_the_token_the_work_checks(jobs) -> None:
     assert (final.state, final.partial, final.result) == ("cancelled", True, {"outputs": ["first.png"]})
 
 
+def test_a_job_asked_to_stop_says_cancelling_once(jobs) -> None:
+    job = jobs.create("alice", "stylize")
+    jobs.start("alice", job.job_id)
+    jobs.cancel("alice", job.job_id)
+    jobs.report("alice", job.job_id, 0.4, "image 3/8")
+    assert jobs.get("alice", job.job_id).message == "cancelling… (image 3/8)"
+    jobs.report("alice", job.job_id, 0.4, "cancelled")  # the work's own last word is not repeated in brackets
+    assert jobs.get("alice", job.job_id).message == "cancelling…"
+
+
 def test_claim_takes_only_its_own_pages_waiting_job(jobs) -> None:
     other_page = jobs.create("alice", "stylize", session="page-2")
     own = jobs.create("alice", "stylize", session="page-1")
