@@ -253,13 +253,14 @@ logging.getLogger("imageio_ffmpeg").addFilter(_ScaledSizeNotice())
 
 
 def read_frames(path: Path, fps: float, max_side: int, seconds: float | None = None,
-                name: str | None = None) -> Iterator[np.ndarray]:
+                name: str | None = None, header: VideoHeader | None = None) -> Iterator[np.ndarray]:
     """Decode a video as (h, w, 3) uint8 RGB frames at ``fps`` (ffmpeg's fps filter: frames are repeated or
     dropped, which also evens out variable frame rates), scaled down so the long side is at most ``max_side``,
-    stopping after ``seconds``. Phone videos come out upright (ffmpeg applies the rotation tag)."""
+    stopping after ``seconds``. Phone videos come out upright (ffmpeg applies the rotation tag). ``header``:
+    the file's header when the caller has read it already (each read starts ffmpeg)."""
     import imageio_ffmpeg
 
-    header = read_header(path, name)
+    header = header or read_header(path, name)
     scale = min(1.0, max_side / max(header.width, header.height))
     # even sizes, as ffmpeg's scaler rounds them; imageio-ffmpeg reads the size ffmpeg reports after the filter
     width, height = (max(2, int(round(v * scale / 2)) * 2) for v in (header.width, header.height))

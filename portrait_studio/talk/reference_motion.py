@@ -26,6 +26,7 @@ from portrait_studio.talk import head_pose
 
 if TYPE_CHECKING:  # dlib loads its models on first use: import it only when a video is read
     from portrait_studio.faces.dlib_backend import DlibBackend
+    from portrait_studio.media.video import VideoHeader
 
 DETECT_SIDE = 640  # dlib's HOG finds faces from about 80 px: a face a sixth of the frame wide still counts
 MIN_FACE_SHARE = 0.5  # at least half of the frames need a face, or the motion would be mostly made up
@@ -38,9 +39,9 @@ class ReferenceMotion:
     blinks: np.ndarray  # (frames,): 0 open .. 1 shut
 
 
-def check_reference_video(path: Path, settings: Settings, name: str | None = None) -> float:
-    """Size and length limits, from the header only (cheap: the UI runs it on upload). Returns the duration
-    in seconds (0 when the container does not say)."""
+def check_reference_video(path: Path, settings: Settings, name: str | None = None) -> VideoHeader:
+    """Size and length limits, from the header only (cheap: the UI runs it on upload). Returns the header
+    (its duration is 0 when the container does not say)."""
     from portrait_studio.media.video import read_header
 
     path = Path(path)
@@ -52,7 +53,7 @@ def check_reference_video(path: Path, settings: Settings, name: str | None = Non
     if header.duration > settings.max_audio_seconds + 1:
         raise InputError(f"Reference video {name} lasts {header.duration:.0f} s; at most "
                          f"{settings.max_audio_seconds:.0f} s is used (the longest speech): trim it.")
-    return header.duration
+    return header
 
 
 def _largest_face_points(backend: DlibBackend, frame: np.ndarray) -> np.ndarray | None:
@@ -137,11 +138,12 @@ def scan_video(path: Path, frames: int, fps: float, settings: Settings,
 
     path = Path(path)
     name = name or path.name
-    duration = check_reference_video(path, settings, name)
+    header = check_reference_video(path, settings, name)
     backend = DlibBackend()
-    expected = max(1, min(frames, int(duration * fps)) if duration else frames)
+    expected = max(1, min(frames, int(header.duration * fps)) if header.duration else frames)
     points, found, measured, size = [], [], [], (0, 0)
-    for i, frame in enumerate(read_frames(path, fps, DETECT_SIDE, seconds=(frames + 1) / fps, name=name)):
+    decoded = read_frames(path, fps, DETECT_SIDE, seconds=(frames + 1) / fps, name=name, header=header)
+    for i, frame in enumerate(decoded):
         if i >= frames:
             break
         if cancel is not None:
