@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from portrait_studio.errors import InputError
+from portrait_studio.talk.config import FPS as SADTALKER_FPS  # a constants module: no torch
 
 MAX_CALL_SECONDS = 300  # ZeroGPU's cap for one call
 DEFAULT_REQUEST_TARGET = 60  # every tab at default settings stays under this (two requests per anonymous day)
@@ -39,8 +40,7 @@ TALK_AUDIO_SECOND_256 = 1.0  # renderer at 256 px, SADTALKER_FPS frames per seco
 TALK_512_FACTOR = 4.0  # the 512 px renderer has four times the pixels
 TALK_ENHANCE_AUDIO_SECOND = 0.75  # GFPGAN on 25 frames
 TALK_FULL_AUDIO_SECOND = 0.2  # pasting 25 frames back into the full picture
-ANIPORTRAIT_FPS = 30  # the engine renders at the reference's 30 fps
-SADTALKER_FPS = 25
+ANIPORTRAIT_FPS = 30  # the engine renders at the reference's 30 fps (speech.FPS; that module imports torch)
 ANIPORTRAIT_FRAME_STEP_SECONDS = 0.1  # UNet + motion module + reference attention: one frame, one step, 512 px
 ANIPORTRAIT_WINDOW_OVERLAP = 1.25  # overlapping 16-frame windows denoise about a quarter of the frames twice
 # A reference video: decoding and dlib's face detection + 68 points run on the CPU inside the call, one video
