@@ -43,11 +43,16 @@ def session_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("studio_home")
+def home_with_session_models(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A new home folder whose tiny models are the run's shared ones."""
+    home = tmp_path_factory.mktemp(name)
     (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return home_with_session_models(tmp_path_factory, "studio_home")
 
 
 @pytest.fixture(scope="session")

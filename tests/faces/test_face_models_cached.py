@@ -15,7 +15,7 @@ from portrait_studio.models.devices import pick_device
 from portrait_studio.models.locator import ModelLocator
 from portrait_studio.models.process_cache import process_manager
 from portrait_studio.stylize.anime import anime_portrait
-from tests.conftest import session_tiny_models
+from tests.conftest import home_with_session_models
 
 from .conftest import grace_hopper
 
@@ -24,8 +24,7 @@ ROLES = ("face_detection", "face_parsing", "face_recognition", "face_quality", "
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp("cachedhome")
-    (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
+    home = home_with_session_models(tmp_path_factory, "cachedhome")
     settings = Settings(home=home, profile="tiny", face_backend="facexlib")
     locator = ModelLocator(settings)
     for role in ROLES:

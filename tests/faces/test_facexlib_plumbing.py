@@ -23,7 +23,7 @@ from portrait_studio.faces.pipeline import prepare_faces
 from portrait_studio.faces.restore import restore_faces
 from portrait_studio.models.locator import ModelLocator, is_random_weights
 from portrait_studio.models.roles import ROLES
-from tests.conftest import session_tiny_models
+from tests.conftest import home_with_session_models
 
 from .conftest import grace_hopper
 
@@ -32,8 +32,7 @@ FACE_ROLES = ("face_detection", "face_parsing", "face_recognition", "face_qualit
 
 @pytest.fixture(scope="module")
 def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp("tinyhome")
-    (home / "tiny-models").symlink_to(session_tiny_models(tmp_path_factory), target_is_directory=True)
+    home = home_with_session_models(tmp_path_factory, "tinyhome")
     settings = Settings(home=home, profile="tiny", face_backend="facexlib")
     locator = ModelLocator(settings)
     for role in FACE_ROLES:
