@@ -21,7 +21,7 @@ import pytest
 
 from portrait_studio.config import Settings
 from tests.app.conftest import RunningApp, launch, stop_app, wait_ready
-from tests.conftest import REPO
+from tests.conftest import REPO, share_tiny_models
 
 STUB_DIR = Path(__file__).resolve().parent / "zerogpu_stub"
 USER, PASSWORD = "ada", "correct-horse-battery"
@@ -59,18 +59,12 @@ class DeployApps:
         return self.public
 
 
-def _share_tiny_models(home: Path, tiny_settings: Settings) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    tiny_settings.tiny_dir.mkdir(parents=True, exist_ok=True)
-    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
-
-
 @pytest.fixture(scope="session")
 def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Settings) -> Iterator[DeployApps]:
     public_home = tmp_path_factory.mktemp("public_home")
     guarded_home = tmp_path_factory.mktemp("guarded_home")
     for home in (public_home, guarded_home):
-        _share_tiny_models(home, tiny_settings)
+        share_tiny_models(home, tiny_settings)
     stub_log = guarded_home / "zerogpu-stub.log"
     common = {"PORTRAIT_STUDIO_PUBLIC": "1", "PORTRAIT_STUDIO_MAX_UPLOAD_MB": str(UPLOAD_CAP_MB),
               "PORTRAIT_STUDIO_MAX_UPLOAD_REQUEST_MB": str(UPLOAD_REQUEST_CAP_MB)}

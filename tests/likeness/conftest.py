@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from portrait_studio.config import Settings
+from tests.conftest import share_tiny_models
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,4 @@ def job_settings(tiny_settings: Settings, tmp_path: Path) -> Settings:
     from portrait_studio.models.locator import ModelLocator
 
     ModelLocator(tiny_settings).path("base")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "tiny-models").symlink_to(tiny_settings.tiny_dir, target_is_directory=True)
-    return tiny_settings.replace(home=home)
+    return tiny_settings.replace(home=share_tiny_models(tmp_path / "home", tiny_settings))
