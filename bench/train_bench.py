@@ -1,6 +1,7 @@
 """Training step time: our loop (VAE latents + text embeddings computed once) vs encoding every step.
 
-Both loops train the same peft LoRA (rank 32 on to_q/to_k/to_v/to_out.0) on the same random models,
+Both loops train the same peft LoRA (rank 32 on every linear layer of the transformer blocks and their
+1x1 projections, the trainer's ``UNET_TARGETS``) on the same random models,
 same images, batch 1 at 256 px, AdamW, fp32 on the CPU. The baseline does what the common training
 scripts do each step: VAE-encode the image (sampling the latent), run the text encoder, then the UNet.
 Ours calls ``micro_batch_loss`` (the function the trainer uses) on latents from ``encode_dataset``.
@@ -9,7 +10,8 @@ Models: Stable Diffusion 1.5's VAE and CLIP text encoder at full size (random we
 UNets: the full-size SD1.5 UNet (block channels 320/640/1280/1280, the one that matters) and a half-width
 one (160/320/640/640; a quarter of the cost, so the VAE's share of its step is larger and its ratio
 flatters). Both loops use the UNet and optimizer exactly as the trainer prepares them
-(``prepare_unet_for_training``: channels-last, fused attention; ``make_optimizer``: fused AdamW), so a
+(``prepare_unet_for_training``: channels-last, fused attention, the widest low-resolution convolutions as
+one matrix product; ``make_optimizer``: fused AdamW), so a
 cheaper step shows in both; the baseline keeps its per-step VAE and text-encoder work. Fewer measured steps
 at full size keep the run to a few minutes. Target: ratio <= 0.7 at full size.
 
