@@ -29,6 +29,74 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+# Scheduling over the xdist workers (pyproject.toml: --dist=loadfile --no-loadscope-reorder). A work unit is one
+# test module, run on one worker in its own order, except that the modules of ONE_WORKER_FOLDERS form one unit:
+# they share apps that a session fixture starts once per worker (tests/deploy: the public app and the ZeroGPU app,
+# which loads every tab's models: 17-26 s of start-up, paid by both workers when the modules were spread).
+ONE_WORKER_FOLDERS = ("tests/deploy/",)
+# The longest units, in seconds (sums of test times of two full runs on the 2-core machine, a quiet and a loaded
+# one). They are collected first, longest first; the rest follow in their own order. xdist's default order (most
+# tests first) left a 40-160 s module to start last while the other worker idled.
+UNIT_SECONDS = {
+    "tests/deploy/": 120,
+    "tests/talk/test_golden.py": 100,
+    "tests/app/test_browser.py": 90,
+    "tests/likeness/test_jobs.py": 50,
+    "tests/app/test_browser_photos.py": 42,
+    "tests/app/test_jobs_browser.py": 42,
+    "tests/likeness/test_accelerate.py": 41,
+    "tests/foundation/test_cli.py": 40,
+    "tests/app/test_modes_client.py": 37,
+    "tests/animate/test_service.py": 35,
+    "tests/app/test_browser_reuse.py": 32,
+    "tests/foundation/test_models.py": 25,
+    "tests/faces/test_facexlib_plumbing.py": 25,
+    "tests/app/test_browser_talk_engine.py": 21,
+    "tests/likeness/test_trainer.py": 20,
+    "tests/talk/test_aniportrait_talk.py": 20,
+    "tests/likeness/test_end_to_end.py": 18,
+    "tests/foundation/test_hub_cache_cli.py": 16,
+    "tests/foundation/test_doctor.py": 15,
+    "tests/likeness/test_recipe.py": 15,
+    "tests/talk/test_service.py": 15,
+    "tests/stylize/test_anime_net.py": 12,
+    "tests/talk/test_aniportrait_golden.py": 12,
+}
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its module, or its folder when that is one of ONE_WORKER_FOLDERS."""
+    module = nodeid.split("::", 1)[0]
+    return next((folder for folder in ONE_WORKER_FOLDERS if module.startswith(folder)), module)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest work units first; the order inside a unit (a module's own test order) stays as collected."""
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(work_unit(item.nodeid), len(first_seen))
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        unit = work_unit(item.nodeid)
+        return -UNIT_SECONDS.get(unit, 0), first_seen[unit]
+
+    items.sort(key=key)  # stable: tests of one unit keep their relative order
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With --dist=loadfile, schedule by :func:`work_unit` (modules, and ONE_WORKER_FOLDERS whole)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WorkUnitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
+
+
 def session_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder of tiny models for the whole run, shared by the parallel workers.
 
