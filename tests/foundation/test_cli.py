@@ -50,9 +50,10 @@ def test_profile_comes_from_the_environment_too(tmp_path: Path, offline_env, tin
     assert "tiny-random/base" in result.stdout
 
 
-def test_bad_arguments_exit_2_without_traceback(tmp_path: Path, offline_env) -> None:
+def test_bad_arguments_exit_2_without_traceback(tmp_path: Path, offline_env, tiny_home) -> None:
+    # The session's tiny home: the CLI places the base model before it checks the steps (a fresh home built one).
     result = run_cli(["stylize", "--prompt", "x", "--steps", "0", "--out", str(tmp_path), "--profile", "tiny"],
-                     dict(offline_env, PORTRAIT_STUDIO_HOME=str(tmp_path / "h")))
+                     dict(offline_env, PORTRAIT_STUDIO_HOME=str(tiny_home)))
     assert result.returncode == 2
     assert "Steps must be between 1 and 150" in result.stderr
     assert "Traceback" not in result.stderr
