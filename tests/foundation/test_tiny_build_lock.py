@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Each process imports everything first, then waits for the go file, so both ask for the role at once.
+# Each process imports everything first, says so, then waits for the go file, so both ask for the role at once.
 ASK_FOR_ROLE = """
 import os, sys, time
 from pathlib import Path
@@ -18,6 +17,7 @@ from portrait_studio.config import Settings
 from portrait_studio.models.locator import ModelLocator
 home, go = Path(sys.argv[1]), Path(sys.argv[2])
 locator = ModelLocator(Settings(home=home, profile="tiny"))
+print("waiting", flush=True)
 while not go.exists():
     time.sleep(0.01)
 path = locator.path("animegan_paprika")
@@ -33,7 +33,8 @@ def test_two_processes_asking_at_once_get_one_build(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    time.sleep(3)  # both are past their imports and waiting
+    for process in processes:  # both are past their imports and waiting (a fixed sleep waited 3 s, or too little)
+        assert process.stdout.readline().strip() == "waiting", process.communicate(timeout=120)[1]
     go.touch()
     results = [process.communicate(timeout=120) for process in processes]
     for process, (_, stderr) in zip(processes, results, strict=True):
