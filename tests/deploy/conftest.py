@@ -1,4 +1,4 @@
-"""Two real apps (python app.py) on loopback, started once per session (the public one first, then ZeroGPU).
+"""Two real apps (python app.py) on loopback, started once for tests/deploy (the public one first, then ZeroGPU).
 
 - ``public_app``: a public deployment as a share link runs it (``PORTRAIT_STUDIO_PUBLIC=1``), no password,
   a 1 MB upload cap. Visitors are told apart by the visitor cookie.
@@ -7,7 +7,9 @@
   out-of-memory (the first stylize job), one planned slow job (the first photo check holds the GPU for
   ``SLOW_JOB_SECONDS``) and a queue with room for one waiting job.
 
-Both share the session's tiny models (built once, in this process, while the apps boot).
+Both share the session's tiny models (built once, in this process, while the apps boot). The apps are
+package-scoped: they stop after the last test of tests/deploy, which tests/conftest.py schedules as one block on
+one worker. Kept to the session's end, the two idle apps used about 11% of a core for the rest of the run.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class DeployApps:
         return self.public
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Settings) -> Iterator[DeployApps]:
     public_home = tmp_path_factory.mktemp("public_home")
     guarded_home = tmp_path_factory.mktemp("guarded_home")
@@ -99,12 +101,12 @@ def deploy_apps(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Setting
             stop_app(guarded)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def public_app(deploy_apps: DeployApps) -> RunningApp:
     return deploy_apps.public
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def guarded_app(deploy_apps: DeployApps) -> RunningApp:
     return deploy_apps.guarded
 
