@@ -2,7 +2,7 @@
 
 Both loops train the same peft LoRA (rank 32 on every linear layer of the transformer blocks and their
 1x1 projections, the trainer's ``UNET_TARGETS``) on the same random models,
-same images, batch 1 at 256 px, AdamW, fp32 on the CPU. The baseline does what the common training
+same images, batch 1, AdamW, fp32 on the CPU. The baseline does what the common training
 scripts do each step: VAE-encode the image (sampling the latent), run the text encoder, then the UNet.
 Ours calls ``micro_batch_loss`` (the function the trainer uses) on latents from ``encode_dataset``.
 
@@ -12,10 +12,13 @@ one (160/320/640/640; a quarter of the cost, so the VAE's share of its step is l
 flatters). Both loops use the UNet and optimizer exactly as the trainer prepares them
 (``prepare_unet_for_training``: channels-last, fused attention, the widest low-resolution convolutions as
 one matrix product; ``make_optimizer``: fused AdamW), so a
-cheaper step shows in both; the baseline keeps its per-step VAE and text-encoder work. Fewer measured steps
-at full size keep the run to a few minutes. Target: ratio <= 0.7 at full size.
+cheaper step shows in both; the baseline keeps its per-step VAE and text-encoder work.
 
-    python bench/train_bench.py
+Rows: the full-size UNet at 512 px (the presets' training size) and at 256 px (the size the target was first
+measured at), the half-width one at 256 px. Three to five measured steps each keep the run to about ten minutes.
+Target: ratio <= 0.7 at full size.
+
+    python bench/train_bench.py    # TRAIN_BENCH_SIZE=256|512 and TRAIN_BENCH_UNET=full-size|half-width: one row
 """
 
 from __future__ import annotations
@@ -45,16 +48,16 @@ from portrait_studio.likeness.setup import (  # noqa: E402
 )
 from portrait_studio.models.tiny import write_clip_tokenizer  # noqa: E402
 
-# 256 px is the row the target was set on; TRAIN_BENCH_SIZE=512 measures at the presets' training size.
-SIZE = int(os.environ.get("TRAIN_BENCH_SIZE", "256"))
+# (UNet, pixels): the presets train at 512 px; the target was first measured at 256 px.
+ROWS = [("full-size", 512), ("full-size", 256), ("half-width", 256)]
 IMAGES = 2
 WARMUP = 1
-MEASURED = {"full-size": 3, "half-width": 3}
+MEASURED = {512: 3, 256: 5}  # interleaved steps of each loop: fewer of the long ones
 UNET_CHANNELS = {"full-size": (320, 640, 1280, 1280), "half-width": (160, 320, 640, 640)}
 TARGET = 0.7
 
 
-def build_models(cache: Path, unet_size: str):
+def build_models(cache: Path, unet_size: str, size: int):
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from peft import LoraConfig
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -66,7 +69,7 @@ def build_models(cache: Path, unet_size: str):
     ).eval().requires_grad_(False)
     unet = UNet2DConditionModel(
         block_out_channels=UNET_CHANNELS[unet_size], cross_attention_dim=768, attention_head_dim=8,
-        sample_size=SIZE // 8,
+        sample_size=size // 8,
     ).requires_grad_(False)
     unet.add_adapter(LoraConfig(r=32, lora_alpha=16, init_lora_weights="gaussian", target_modules=UNET_TARGETS))
     prepare_unet_for_training(unet, torch.device("cpu"))
@@ -81,9 +84,9 @@ def build_models(cache: Path, unet_size: str):
     return vae, unet, text_encoder, tokenizer, scheduler
 
 
-def images() -> TrainingImages:
+def images(size: int) -> TrainingImages:
     rng = np.random.default_rng(0)
-    pics = [Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(IMAGES)]
+    pics = [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(IMAGES)]
     return TrainingImages(pics, [None] * IMAGES, [str(i) for i in range(IMAGES)])
 
 
@@ -105,31 +108,31 @@ def timed_steps(step, count: int) -> list[float]:
 
 
 def run() -> list[dict]:
-    sizes = ["full-size", "half-width"]
-    if os.environ.get("TRAIN_BENCH_UNET") in UNET_CHANNELS:  # only one of them
-        sizes = [os.environ["TRAIN_BENCH_UNET"]]
+    chosen = [(unet, size) for unet, size in ROWS
+              if os.environ.get("TRAIN_BENCH_UNET", unet) == unet
+              and int(os.environ.get("TRAIN_BENCH_SIZE", size)) == size]
     rows: list[dict] = []
-    for unet_size in sizes:
-        rows += run_size(unet_size)
-        gc.collect()  # the full-size models go before the half-width ones are built
+    for unet_size, size in chosen:
+        rows += run_size(unet_size, size)
+        gc.collect()  # one row's models go before the next row's are built
     return rows
 
 
-def run_size(unet_size: str) -> list[dict]:
+def run_size(unet_size: str, size: int) -> list[dict]:
     import tempfile
 
     # One thread: on a shared 2-core machine OpenMP threads spin against other processes and make the
     # timings erratic; the ratio of two single-thread step times is what we compare.
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        vae, unet, text_encoder, tokenizer, scheduler = build_models(Path(tmp), unet_size)
-    config = TrainingConfig(preset="Custom", steps=100, resolution=SIZE, grad_accum=1, rank=32, alpha=16,
+        vae, unet, text_encoder, tokenizer, scheduler = build_models(Path(tmp), unet_size, size)
+    config = TrainingConfig(preset="Custom", steps=100, resolution=size, grad_accum=1, rank=32, alpha=16,
                             checkpoint_every=100, flip=True).validate()
     device = torch.device("cpu")
     precision = Precision(torch.float32, None, False)
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = make_optimizer([{"params": params, "lr": 1e-4}], config, device)
-    data_images = images()
+    data_images = images(size)
 
     started = step_clock()
     data = encode_dataset(data_images, vae, text_encoder, tokenizer, config.caption_text(), flip=True,
@@ -166,7 +169,7 @@ def run_size(unet_size: str) -> list[dict]:
     timed_steps(encode_every_step, WARMUP)
     # Interleave the two so load from other processes hits both alike.
     ours_times, base_times = [], []
-    for index in range(MEASURED[unet_size]):
+    for index in range(MEASURED.get(size, 3)):
         ours_times += timed_steps(lambda i, k=index: ours(100 + k), 1)
         base_times += timed_steps(lambda i, k=index: encode_every_step(100 + k), 1)
     if os.environ.get("TRAIN_BENCH_VERBOSE") == "1":
@@ -178,11 +181,11 @@ def run_size(unet_size: str) -> list[dict]:
         "(a quarter of the UNet: flatters)")
     bench = f"train, {unet_size} UNet"
     return [
-        {"bench": bench, "case": f"step, encode every step ({SIZE}px)", "seconds": base_s, "ratio": 1.0,
+        {"bench": bench, "case": f"step, encode every step ({size}px)", "seconds": base_s, "ratio": 1.0,
          "ratio_means": "baseline"},
-        {"bench": bench, "case": f"step, precomputed latents ({SIZE}px)", "seconds": ours_s, "ratio": ratio,
+        {"bench": bench, "case": f"step, precomputed latents ({size}px)", "seconds": ours_s, "ratio": ratio,
          "ratio_means": f"ours / baseline step time {verdict}"},
-        {"bench": bench, "case": f"one-off encode of {IMAGES} crops x2 flips", "seconds": precompute,
+        {"bench": bench, "case": f"one-off encode of {IMAGES} crops x2 flips ({size}px)", "seconds": precompute,
          "ratio": precompute / base_s, "ratio_means": "one-off cost in baseline steps"},
     ]
 
