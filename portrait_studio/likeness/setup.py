@@ -136,13 +136,12 @@ def prepare_unet_for_training(unet: torch.nn.Module, device: torch.device) -> to
     - PyTorch's fused scaled-dot-product attention in every attention layer (diffusers' default processor
       on torch 2, set explicitly so a model that came with another processor does not train slower);
     - on CUDA, cuDNN's autotuner: every step has the same shapes, so the fastest kernels are found once;
-    - on the CPU, the widest convolutions at the lowest resolutions as one matrix product, where oneDNN's
-      per-call weight re-layout costs more than the arithmetic (``likeness.cpu_conv``; ~0.85x the step time
-      of a full-size SD1.5 UNet at 256 px).
+    - on the CPU, a better library kernel per shape for the frozen layers (``likeness.cpu_kernels``: the widest
+      low-resolution convolutions as one matrix product, linear layers over many tokens on oneDNN).
     """
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from portrait_studio.likeness.cpu_conv import use_gemm_where_faster
+    from portrait_studio.likeness.cpu_kernels import use_faster_cpu_kernels
 
     unet.to(memory_format=torch.channels_last)
     processors = unet.attn_processors
@@ -151,7 +150,7 @@ def prepare_unet_for_training(unet: torch.nn.Module, device: torch.device) -> to
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if device.type == "cpu":
-        use_gemm_where_faster(unet)
+        use_faster_cpu_kernels(unet)
     return unet
 
 

@@ -1,8 +1,9 @@
-"""The training UNet's widest low-resolution convolutions run as one matrix product on the CPU.
+"""The training UNet's frozen layers take a faster library path on the CPU (likeness/cpu_kernels.py).
 
-The speed is measured in bench/train_bench.py; these tests pin that the other path computes the same
-convolution (forward and input gradient, in float64 so any wrong index shows far above round-off), that the
-choice follows the measured rule, and that the training UNet really takes it.
+The speed is measured in bench/train_bench.py; these tests pin that each other path computes the same
+function (forward and input gradient, in float64 so any wrong index shows far above round-off; the oneDNN path
+also in float32 against a float64 reference), that the choices follow the measured rules, and that the
+training UNet really takes them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from portrait_studio.likeness import cpu_conv
-from portrait_studio.likeness.cpu_conv import GemmWhereFasterConv2d, conv2d_as_gemm, gemm_is_faster
+from portrait_studio.likeness import cpu_kernels
+from portrait_studio.likeness.cpu_kernels import (
+    FasterCpuConv2d,
+    FasterCpuLinear,
+    conv2d_as_gemm,
+    gemm_is_faster,
+    linear_on_onednn,
+    onednn_is_faster,
+    onednn_pointwise,
+)
 from portrait_studio.likeness.loss import micro_batch_loss
 from portrait_studio.likeness.setup import Precision, lora_unet, prepare_unet_for_training, step_generator, trainable
 from tests.likeness.helpers import tiny_config
@@ -97,7 +106,9 @@ def test_the_training_unet_takes_the_matrix_product_and_gets_the_same_step(tiny_
     config = tiny_config()
     unet = lora_unet(path, config, CPU, Precision(torch.float32, None, False))  # prepared for training
     convolutions = [m for m in unet.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert convolutions and all(type(m) is GemmWhereFasterConv2d for m in convolutions)
+    linears = [m for m in unet.modules() if isinstance(m, torch.nn.Linear)]
+    assert convolutions and all(type(m) is FasterCpuConv2d for m in convolutions)
+    assert linears and all(type(m) is FasterCpuLinear for m in linears)
 
     unet.double()  # float64: the two paths then agree to round-off, and a wrong one shows
     latent_size = unet.config.sample_size
@@ -108,23 +119,74 @@ def test_the_training_unet_takes_the_matrix_product_and_gets_the_same_step(tiny_
         text_embeddings=torch.randn(1, 77, unet.config.cross_attention_dim, dtype=torch.float64, generator=generator),
         input_ids=torch.zeros(1, 77, dtype=torch.long), weights=None, scaling_factor=0.18215, n_images=2,
     )
-    calls = []
-    real_gemm = cpu_conv.conv2d_as_gemm
+    calls = {"conv2d_as_gemm": 0, "onednn_pointwise": 0, "linear_on_onednn": 0}
+    for name in calls:
+        real = getattr(cpu_kernels, name)
 
-    def counted_gemm(*args, **kwargs):
-        calls.append(1)
-        return real_gemm(*args, **kwargs)
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(cpu_conv, "conv2d_as_gemm", counted_gemm)
-    monkeypatch.setattr(cpu_conv, "gemm_is_faster", lambda **figures: False)
+        monkeypatch.setattr(cpu_kernels, name, counted)
+    monkeypatch.setattr(cpu_kernels, "gemm_is_faster", lambda **figures: False)
+    monkeypatch.setattr(cpu_kernels, "onednn_is_faster", lambda **figures: False)
     library_loss, library_grads = _loss_and_lora_grads(unet, data, config)
-    assert not calls
-    monkeypatch.setattr(cpu_conv, "gemm_is_faster", lambda **figures: True)  # every convolution this time
-    gemm_loss, gemm_grads = _loss_and_lora_grads(unet, data, config)
-    assert len(calls) >= len(convolutions)  # forward through every one of them, LoRA's own 1x1s included
-    torch.testing.assert_close(gemm_loss, library_loss, rtol=1e-9, atol=0)
-    for got, expected in zip(gemm_grads, library_grads, strict=True):
+    assert not any(calls.values())
+    # Every layer on the other paths this time: 3x3 convolutions as products, 1x1s and linears via oneDNN's route.
+    monkeypatch.setattr(cpu_kernels, "gemm_is_faster", lambda **figures: True)
+    monkeypatch.setattr(cpu_kernels, "onednn_is_faster", lambda **figures: True)
+    other_loss, other_grads = _loss_and_lora_grads(unet, data, config)
+    one_by_one = sum(1 for m in convolutions if m.kernel_size == (1, 1))
+    assert calls["conv2d_as_gemm"] >= len(convolutions) - one_by_one
+    assert calls["onednn_pointwise"] >= one_by_one and calls["linear_on_onednn"] >= len(linears)
+    torch.testing.assert_close(other_loss, library_loss, rtol=1e-9, atol=0)
+    for got, expected in zip(other_grads, library_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(7, 40), (2, 9, 40), (1, 1, 40)])
+def test_the_linear_map_on_onednn_is_the_same_linear_map(shape) -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, generator=generator)
+    weight = torch.randn(24, 40, dtype=torch.float64, generator=generator)
+    bias = torch.randn(24, dtype=torch.float64, generator=generator)
+    library_input, other_input = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    expected = F.linear(library_input, weight, bias)
+    got = linear_on_onednn(other_input, weight, bias)
+    upstream = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
+    expected.backward(upstream)
+    got.backward(upstream)
+    torch.testing.assert_close(got, expected, rtol=0, atol=ROUND_OFF)
+    torch.testing.assert_close(other_input.grad, library_input.grad, rtol=0, atol=ROUND_OFF)
+
+
+def test_onednn_keeps_float32_precision() -> None:
+    """oneDNN can be set to compute float32 in bf16; this path must not: compared with a float64 reference at a
+    width the rule picks, float32's error stays ~1e-6 of the values, bf16's would be ~1e-2."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 320, generator=generator)
+    weight = torch.randn(320, 320, generator=generator) / 320**0.5
+    reference = F.linear(x.double(), weight.double())
+    error = (linear_on_onednn(x, weight, None).double() - reference).abs().max()
+    assert error <= 1e-4 * reference.abs().max(), float(error)
+    image = x.reshape(1, 32, 32, 320).permute(0, 3, 1, 2)  # channels-last, as in the UNet
+    out = onednn_pointwise(image, weight.reshape(320, 320, 1, 1), None).permute(0, 2, 3, 1).reshape(1024, 320)
+    assert (out.double() - reference).abs().max() <= 1e-4 * reference.abs().max()
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ({}, True),  # 1024 tokens x 320: about twice as fast measured
+    ({"tokens": 4096, "in_features": 1280}, True),
+    ({"tokens": 64, "in_features": 1280, "out_features": 1280}, False),  # few tokens: MKL ahead
+    ({"tokens": 77}, False),  # cross-attention over the prompt's tokens
+    ({"out_features": 32}, False),  # a LoRA matrix
+    ({"device_type": "cuda"}, False),
+    ({"dtype": torch.bfloat16}, False),
+    ({"dtype": torch.float64}, False),  # oneDNN has no float64 kernels
+])
+def test_the_rule_sends_linear_maps_to_onednn_only_where_it_was_measured_faster(case, expected) -> None:
+    figures = {"device_type": "cpu", "dtype": torch.float32, "tokens": 1024, "in_features": 320, "out_features": 320}
+    assert onednn_is_faster(**{**figures, **case}) is expected
 
 
 def test_preparing_twice_changes_nothing_more(tiny_manager) -> None:
