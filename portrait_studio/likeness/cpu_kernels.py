@@ -47,7 +47,7 @@ ONEDNN_MIN_FEATURES = 256
 
 def gemm_is_faster(*, device_type: str, dtype: torch.dtype, groups: int, zero_padding: bool,
                    weight_elements: int, output_positions: int) -> bool:
-    """Whether one matrix product beats the library convolution for this call (see the module's table)."""
+    """Whether one matrix product beats the library convolution for this call (see the module's table 1)."""
     return (device_type == "cpu" and dtype == torch.float32 and groups == 1 and zero_padding
             and weight_elements >= GEMM_MIN_WEIGHT_ELEMENTS and output_positions <= GEMM_MAX_OUTPUT_POSITIONS)
 
