@@ -10,12 +10,12 @@ Models: Stable Diffusion 1.5's VAE and CLIP text encoder at full size (random we
 UNets: the full-size SD1.5 UNet (block channels 320/640/1280/1280, the one that matters) and a half-width
 one (160/320/640/640; a quarter of the cost, so the VAE's share of its step is larger and its ratio
 flatters). Both loops use the UNet and optimizer exactly as the trainer prepares them
-(``prepare_unet_for_training``: channels-last, fused attention, the widest low-resolution convolutions as
-one matrix product; ``make_optimizer``: fused AdamW), so a
+(``prepare_unet_for_training``: channels-last, fused attention, and on the CPU a faster library path per layer
+shape, ``likeness/cpu_kernels.py``; ``make_optimizer``: fused AdamW), so a
 cheaper step shows in both; the baseline keeps its per-step VAE and text-encoder work.
 
 Rows: the full-size UNet at 512 px (the presets' training size) and at 256 px (the size the target was first
-measured at), the half-width one at 256 px. Three to five measured steps each keep the run to about ten minutes.
+measured at), the half-width one at 256 px. Three to five measured steps each keep the run to about six minutes.
 Target: ratio <= 0.7 at full size.
 
     python bench/train_bench.py    # TRAIN_BENCH_SIZE=256|512 and TRAIN_BENCH_UNET=full-size|half-width: one row

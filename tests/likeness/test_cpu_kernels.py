@@ -99,7 +99,7 @@ def _scheduler():
     return DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
 
 
-def test_the_training_unet_takes_the_matrix_product_and_gets_the_same_step(tiny_manager, monkeypatch) -> None:
+def test_the_training_unet_takes_the_faster_paths_and_gets_the_same_step(tiny_manager, monkeypatch) -> None:
     from portrait_studio.likeness.dataset import LatentDataset
 
     path = tiny_manager.sd_info().path
@@ -138,7 +138,8 @@ def test_the_training_unet_takes_the_matrix_product_and_gets_the_same_step(tiny_
     other_loss, other_grads = _loss_and_lora_grads(unet, data, config)
     one_by_one = sum(1 for m in convolutions if m.kernel_size == (1, 1))
     assert calls["conv2d_as_gemm"] >= len(convolutions) - one_by_one
-    assert calls["onednn_pointwise"] >= one_by_one and calls["linear_on_onednn"] >= len(linears)
+    assert calls["linear_on_onednn"] >= len(linears)
+    assert calls["onednn_pointwise"] >= one_by_one + calls["linear_on_onednn"]  # each linear goes through it once
     torch.testing.assert_close(other_loss, library_loss, rtol=1e-9, atol=0)
     for got, expected in zip(other_grads, library_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-7, atol=1e-12)
