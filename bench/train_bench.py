@@ -114,9 +114,8 @@ def run() -> list[dict]:
               and int(os.environ.get("TRAIN_BENCH_SIZE", size)) == size]
     rows: list[dict] = []
     for unet_size, size in chosen:
-        # Each row in a fresh process: in one process a row's step times depended on what the rows before it
-        # left in the memory allocator (the 256 px baseline step took 6.2 s after the 512 px row, 7.1 s alone,
-        # which moved the ratio from 0.65 to 0.71). The two loops of a row still run side by side, interleaved.
+        # Each row in a fresh process, so no row inherits the models, caches and allocator state of the rows
+        # before it. The two loops of a row still run side by side, interleaved.
         done = subprocess.run([sys.executable, __file__, "--row", unet_size, str(size)], stdout=subprocess.PIPE,
                               text=True, check=True)
         lines = done.stdout.strip().splitlines()
