@@ -85,14 +85,19 @@ def _anime(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
     return f"1 picture, {SMALLEST_SIDE} px"
 
 
-def _faces(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
+def _detect_sample_faces(settings: Settings):  # noqa: ANN202
+    """The configured face backend, the sample portrait as RGB and the faces it finds there."""
     import numpy as np
 
     from portrait_studio.faces.backends import get_face_backend
 
     backend = get_face_backend(settings)
     rgb = np.asarray(_sample_portrait())
-    faces = backend.detect(rgb)
+    return backend, rgb, backend.detect(rgb)
+
+
+def _faces(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
+    backend, rgb, faces = _detect_sample_faces(settings)
     if faces:
         backend.embed(rgb, faces[0])
     return f"{backend.name}: {len(faces)} face(s) found and embedded"
@@ -102,18 +107,14 @@ def _training(settings: Settings, manager, work: Path) -> str:  # noqa: ANN001
     """Two optimizer steps of the Balanced recipe (UNet and text-encoder LoRA) at the smallest size, one
     validation image scored against the sample face, the checkpoint merged: the training models load, their
     dtypes agree through validation, and the files are written. Quality is not judged."""
-    import numpy as np
-    from PIL import ImageOps
+    from PIL import Image, ImageOps
 
-    from portrait_studio.faces.backends import get_face_backend
     from portrait_studio.faces.similarity import FaceScorer
     from portrait_studio.likeness.config import preset_config
     from portrait_studio.likeness.trainer import train_lora
 
-    portrait = _sample_portrait()
-    backend = get_face_backend(settings)
-    rgb = np.asarray(portrait)
-    faces = backend.detect(rgb)
+    backend, rgb, faces = _detect_sample_faces(settings)
+    portrait = Image.fromarray(rgb)
     if not faces:
         raise InputError(f"the {backend.name} face backend found no face in the sample portrait")
     scorer = FaceScorer(backend, backend.embed(rgb, faces[0]))
